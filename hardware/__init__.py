@@ -1,0 +1,1 @@
+"""Serial arms, servo protocols, calibration and the emulated servo bus (later issues)."""

@@ -1,0 +1,1 @@
+"""Hydra apps behind the console scripts (vla-record, ...)."""
