@@ -26,8 +26,10 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
+# Each run records into a new folder, so nothing recorded before is touched.
 demo: install
-	$(BIN)/vla-record env.task=pick policy=scripted episodes=50 dataset.root=outputs/demo/dataset resume=auto
+	$(BIN)/vla-record env.task=pick policy=scripted episodes=50 \
+		dataset.root=outputs/demo/dataset-$$(date +%Y%m%d-%H%M%S) hydra.run.dir=outputs/demo/record-$$(date +%Y%m%d-%H%M%S)
 
 lint: install
 	$(BIN)/ruff check vla policies envs hardware tests bench
@@ -39,6 +41,7 @@ test: lint
 
 bench: install
 	$(BIN)/python bench/bench_sim.py
+	$(BIN)/python bench/bench_experts.py
 
 clean:
 	rm -rf outputs .pytest_cache .mypy_cache .ruff_cache

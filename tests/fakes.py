@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from vla.errors import VLAError
-from vla.robot import SO101_MOTOR_NAMES, camera_feature, vector_feature
+from vla.robot import SO101_MOTOR_NAMES, SO101_ROBOT_TYPE, camera_feature, vector_feature
 
 
 class FakeTabletop:
@@ -17,7 +17,7 @@ class FakeTabletop:
     Each seed draws a goal; the images are a colour that encodes the step count.
     """
 
-    robot_type = "so101_follower"
+    robot_type = SO101_ROBOT_TYPE
     fps = 30
 
     def __init__(

@@ -40,7 +40,7 @@ def test_records_a_loadable_v3_dataset(tmp_path: Path) -> None:
     ds = _load(tmp_path / "ds")
     info = json.loads((tmp_path / "ds/meta/info.json").read_text())
     assert info["codebase_version"] == "v3.0"
-    assert info["robot_type"] == "so101_follower" and info["fps"] == 30
+    assert info["robot_type"] == "so_follower" and info["fps"] == 30
     assert ds.meta.total_episodes == 3 and len(ds) == report.frames_kept
     assert sorted(ds.meta.video_keys) == ["observation.images.front", "observation.images.wrist"]
     item = ds[0]

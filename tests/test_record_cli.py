@@ -122,3 +122,15 @@ def test_sigint_keeps_finished_episodes(tmp_path: Path) -> None:
     assert ds.meta.total_episodes == kept
     assert len(ds) == int(sum(ds.meta.episodes["length"]))
     ds[len(ds) - 1]  # the last frame decodes: parquet and video are complete
+
+
+def test_cli_missing_root(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [EXE, *FAKE, "episodes=1", f"hydra.run.dir={tmp_path / 'run'}"],
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    _one_line_error(proc, r"dataset\.root is required")

@@ -28,6 +28,9 @@ SO101_JOINTS: tuple[str, ...] = (
     "gripper",
 )
 SO101_MOTOR_NAMES: list[str] = [f"{j}.pos" for j in SO101_JOINTS]
+# The robot_type LeRobot 0.6.1 writes for SO-100/SO-101 followers (its SOFollower.name), so that a dataset
+# recorded in our simulation and one lerobot-record makes on a real arm carry the same metadata.
+SO101_ROBOT_TYPE = "so_follower"
 
 Features = dict[str, dict[str, Any]]
 
@@ -39,7 +42,12 @@ def vector_feature(names: list[str]) -> dict[str, Any]:
 
 def camera_feature(height: int, width: int) -> dict[str, Any]:
     """An RGB camera stored as video: frames are H x W x 3 uint8."""
-    return {"dtype": "video", "shape": (height, width, 3), "names": ["height", "width", "channels"]}
+    return {
+        "dtype": "video",
+        "shape": (height, width, 3),
+        "names": ["height", "width", "channels"],
+        "info": {"is_depth_map": False},
+    }
 
 
 def camera_keys(features: Features) -> list[str]:

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any, TypeVar
 
+from omegaconf.errors import MissingMandatoryValue
+
 from vla.errors import VLAError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -25,6 +27,10 @@ def user_errors(app_name: str) -> Callable[[F], F]:
                 return fn(*args, **kwargs)
             except VLAError as e:
                 print(f"{app_name}: error: {e}", file=sys.stderr, flush=True)
+                sys.exit(2)
+            except MissingMandatoryValue as e:
+                key = e.full_key or "a value"
+                print(f"{app_name}: error: {key} is required; pass {key}=...", file=sys.stderr, flush=True)
                 sys.exit(2)
 
         return inner  # type: ignore[return-value]

@@ -159,7 +159,10 @@ def record(cfg: DictConfig) -> RecordReport:
                     }
                 )
                 wins = sum(e["success"] for e in per_episode)
-                bar.set_postfix(success=f"{wins}/{len(per_episode)}", kept=writer.episodes_saved)
+                bar.set_postfix(
+                    success=f"{wins}/{len(per_episode)}", kept=writer.episodes_saved, refresh=False
+                )
+                bar.update(1)
                 if stop.requested:
                     interrupted = True
                     break

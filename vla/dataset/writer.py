@@ -64,17 +64,21 @@ def _schema_difference(want: dict[str, Any], have: dict[str, Any]) -> str:
     if missing or extra:
         return f"features differ (dataset only: {missing}, robot only: {extra})"
     for key, spec in want["features"].items():
-        if spec != have["features"][key]:
-            return f"feature {key!r} is {spec} here but {have['features'][key]} in the dataset"
+        for attr in ("dtype", "shape", "names"):
+            if spec[attr] != have["features"][key][attr]:
+                return f"{key} has {attr} {spec[attr]} here but {have['features'][key][attr]} in the dataset"
     return ""
 
 
 def _check_writable(root: Path) -> None:
     """Fail early, before a robot moves, if nothing can be written at or under `root`."""
-    probe_dir = root if root.exists() else root.parent
+    existing = root
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise DatasetWriterError(f"dataset.root={root}: cannot write there ({existing} is a file)")
     try:
-        probe_dir.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".vla-write-test-", dir=probe_dir)
+        fd, probe = tempfile.mkstemp(prefix=".vla-write-test-", dir=existing)
         os.close(fd)
         os.unlink(probe)
     except OSError as e:

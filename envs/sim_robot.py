@@ -1,0 +1,140 @@
+"""`SimRobot`: the simulated SO-101 tabletop presented as a `vla.robot.EpisodicRobot`.
+
+Built by hydra (`_target_: envs.sim_robot.SimRobot`), so every argument is a plain value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from envs.so101.env import SO101Env
+from envs.so101.render import CAMERAS
+from envs.so101.tasks import task_spec
+from vla.errors import VLAError
+from vla.robot import (
+    ACTION,
+    IMAGE_PREFIX,
+    SO101_MOTOR_NAMES,
+    SO101_ROBOT_TYPE,
+    STATE,
+    Features,
+    camera_feature,
+    vector_feature,
+)
+
+
+class SimRobot:
+    """A MuJoCo SO-101 that the runner drives like a real arm: one `send_action` = one 30 Hz tick."""
+
+    robot_type = SO101_ROBOT_TYPE  # LeRobot's name, so our datasets and theirs share metadata
+    fps = 30
+
+    def __init__(
+        self,
+        task: str = "pick",
+        image_size: int = 96,
+        cameras: Sequence[str] = CAMERAS,
+        max_episode_steps: int | None = None,
+        seed: int | None = None,
+        **env_kwargs: Any,
+    ) -> None:
+        task_spec(task)  # a bad task fails here, before anything heavy is built
+        cameras = tuple(cameras)
+        unknown = [c for c in cameras if c not in CAMERAS]
+        if unknown:
+            raise VLAError(f"env.cameras={list(cameras)}: unknown {unknown}; choose from {list(CAMERAS)}")
+        if int(image_size) < 8:
+            raise VLAError(f"env.image_size={image_size}: must be at least 8 pixels")
+        self.task_name = task
+        self.image_size = int(image_size)
+        self.cameras = cameras
+        self.max_episode_steps = max_episode_steps
+        self.seed = seed
+        self._env_kwargs = env_kwargs
+        self._env: SO101Env | None = None
+        self._obs: dict[str, np.ndarray] | None = None
+        self._info: dict[str, Any] = {}
+        self._done = False
+
+    # -- schema (available before connect) -------------------------------------------------------------
+    @property
+    def observation_features(self) -> Features:
+        features: Features = {STATE: vector_feature(SO101_MOTOR_NAMES)}
+        for cam in self.cameras:
+            features[IMAGE_PREFIX + cam] = camera_feature(self.image_size, self.image_size)
+        return features
+
+    @property
+    def action_features(self) -> Features:
+        return {ACTION: vector_feature(SO101_MOTOR_NAMES)}
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+    @property
+    def is_connected(self) -> bool:
+        return self._env is not None
+
+    def connect(self) -> None:
+        """Build the simulation (model, renderer) and reset it to `seed`."""
+        if self._env is None:
+            self._env = SO101Env(
+                task=self.task_name,
+                image_size=self.image_size,
+                cameras=self.cameras,
+                max_episode_steps=self.max_episode_steps,
+                **self._env_kwargs,
+            )
+            self.reset(self.seed)
+
+    def disconnect(self) -> None:
+        """Free the renderer and the simulation."""
+        if self._env is not None:
+            self._env.close()
+            self._env = None
+
+    @property
+    def env(self) -> SO101Env:
+        """The unwrapped gymnasium env (privileged state for scripted experts); connects if needed."""
+        if self._env is None:
+            self.connect()
+        assert self._env is not None
+        return self._env
+
+    # -- episodes --------------------------------------------------------------------------------------
+    def reset(self, seed: int | None = None) -> dict[str, np.ndarray]:
+        """Start an episode (fully determined by `seed`); returns its first observation."""
+        env = self.env
+        self._obs, self._info = env.reset(seed=seed)
+        self._done = False
+        return self._obs
+
+    @property
+    def task(self) -> str:
+        return self.env.instruction
+
+    @property
+    def info(self) -> dict[str, Any]:
+        return self._info
+
+    @property
+    def episode_done(self) -> bool:
+        return self._done
+
+    # -- control ---------------------------------------------------------------------------------------
+    def get_observation(self) -> dict[str, np.ndarray]:
+        if self._obs is None:
+            self.reset(self.seed)
+        assert self._obs is not None
+        return self._obs
+
+    def send_action(self, action: np.ndarray) -> np.ndarray:
+        """Step one control tick towards `action` (6,); returns the clipped action actually sent."""
+        env = self.env
+        if env.layout is None:
+            self.reset(self.seed)
+        sent = env.clip_action(action)
+        self._obs, _reward, terminated, truncated, self._info = env.step(sent)
+        self._done = bool(terminated or truncated)
+        return sent

@@ -1,0 +1,1 @@
+"""Policy implementations: scripted experts, the VLA policy, replay."""
