@@ -14,12 +14,21 @@ CAMERAS: tuple[str, ...] = ("front", "wrist")
 # Live rigs, closed before interpreter teardown: an EGL context freed by the garbage collector after
 # the GL library has been unloaded raises noisy errors at exit.
 _LIVE: weakref.WeakSet[CameraRig] = weakref.WeakSet()
+_ATEXIT_REGISTERED = False
 
 
-@atexit.register
 def _close_all() -> None:
     for rig in list(_LIVE):
         rig.close()
+
+
+def _register_close_at_exit() -> None:
+    """Register after the first renderer exists: mujoco registers eglTerminate when it creates its first
+    context, and atexit runs handlers last-in first-out, so ours must come later to run earlier."""
+    global _ATEXIT_REGISTERED
+    if not _ATEXIT_REGISTERED:
+        atexit.register(_close_all)
+        _ATEXIT_REGISTERED = True
 
 
 class CameraRig:
@@ -52,6 +61,7 @@ class CameraRig:
         self._option = mujoco.MjvOption()
         self._closed = False
         _LIVE.add(self)
+        _register_close_at_exit()
 
     def render(self, data: mujoco.MjData) -> dict[str, np.ndarray]:
         """One frame per camera: {name: (H, W, 3) uint8}."""

@@ -1,0 +1,385 @@
+"""vla-rollout: evaluate a Policy on the simulated robot and report its success rate honestly.
+
+    vla-rollout env.task=pick policy=scripted episodes=50
+    vla-rollout tasks=[touch,pick,bin] episodes=20 videos=2 output_dir=/tmp/eval
+    vla-rollout policy=vla checkpoints=[runs/a/step_1000,runs/a/step_2000]
+
+Episode i of every task (and every checkpoint) is seeded with `seed + i`, held out from recording's seeds,
+so checkpoints are compared on the same scenes. Success is LeRobot's rule: `is_success` at any step.
+`<output_dir>/report.json` holds the pooled success rate with its 95% Wilson interval, per task, per
+episode and, with `checkpoints`, per checkpoint (plus `success_vs_step.svg`); the first `videos`
+episodes per task are saved as mp4 (front | wrist). Ctrl-C stops after the current episode and the
+partial report is written with `"interrupted": true`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from html import escape
+from pathlib import Path
+from typing import Any
+
+import hydra
+import numpy as np
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from vla.apps.common import GracefulStop, instantiate, user_errors
+from vla.errors import VLAError
+from vla.metrics import wilson_interval
+
+APP = "vla-rollout"
+
+
+@dataclass
+class RolloutConfig:
+    env: Any = MISSING
+    policy: Any = MISSING
+    episodes: int = 50
+    seed: int = 100_000
+    tasks: list[str] | None = None
+    videos: int = 4
+    checkpoints: list[str] | None = None
+    max_steps: int | None = None
+    progress: bool = True
+    output_dir: str = MISSING
+
+
+ConfigStore.instance().store(name="rollout_schema", node=RolloutConfig)
+
+
+def _run_dir(output_dir: str) -> str:
+    """hydra's run dir: `output_dir` if it can be created; else a scratch dir, so that hydra's own mkdir
+    does not crash with a traceback and the app can report the bad output_dir as one line."""
+    probe = Path(output_dir).absolute()
+    while not probe.exists():
+        probe = probe.parent
+    if probe.is_dir() and os.access(probe, os.W_OK | os.X_OK):
+        return output_dir
+    return str(Path(tempfile.gettempdir()) / f"{APP}-{os.getuid()}-unwritable")
+
+
+OmegaConf.register_new_resolver("vla.run_dir", _run_dir, replace=True)
+
+# "005000", "step_1000", "ckpt-200", "checkpoint3000": a training step in a checkpoint directory's name.
+STEP_IN_NAME = re.compile(r"^(?:.*?(?:step|ckpt|checkpoint|iter)[_\-]?)?(\d+)$", re.IGNORECASE)
+
+
+def checkpoint_step(path: Path) -> int | None:
+    """The training step a checkpoint dir was saved at: a `step` field in train_state.json or config.json,
+    else its name (or its parent's, for LeRobot's `checkpoints/005000/pretrained_model`); None if unknown."""
+    for name in ("train_state.json", "config.json"):
+        try:
+            data = json.loads((path / name).read_text())
+        except (OSError, ValueError):
+            continue
+        step = data.get("step") if isinstance(data, dict) else None
+        if isinstance(step, int) and not isinstance(step, bool):
+            return step
+    resolved = path.resolve()  # LeRobot's `checkpoints/last` is a link to the numbered dir
+    for part in (resolved.name, resolved.parent.name if resolved.name == "pretrained_model" else ""):
+        match = STEP_IN_NAME.match(part)
+        if match:
+            return int(match.group(1))
+    return None
+
+
+def _validate(cfg: DictConfig) -> tuple[list[str], list[str | None]]:
+    """Check the plain fields; returns the task ids and the checkpoints ([None]: the policy as configured)."""
+    if cfg.episodes <= 0:
+        raise VLAError(f"episodes={cfg.episodes}: must be at least 1")
+    if cfg.videos < 0:
+        raise VLAError(f"videos={cfg.videos}: must be ≥ 0 (0 records no video)")
+    if cfg.seed < 0:
+        raise VLAError(f"seed={cfg.seed}: must be ≥ 0")
+    if cfg.max_steps is not None and cfg.max_steps <= 0:
+        raise VLAError(f"max_steps={cfg.max_steps}: must be at least 1 (or null for the env's limit)")
+    tasks = [str(cfg.env.get("task"))] if cfg.tasks is None else [str(t) for t in cfg.tasks]
+    if not tasks or len(set(tasks)) != len(tasks):
+        raise VLAError(
+            f"tasks={tasks}: give each task id once, e.g. tasks=[touch,pick] (or null for env.task)"
+        )
+    if cfg.checkpoints is None:
+        return tasks, [None]
+    if not cfg.checkpoints:
+        raise VLAError(
+            "checkpoints=[]: give at least one checkpoint dir (or null for the policy as configured)"
+        )
+    if "checkpoint" not in list(cfg.policy.keys()):  # `in` on a DictConfig skips ??? values
+        raise VLAError(
+            f"checkpoints=... needs a policy that loads checkpoints (a `checkpoint` key); "
+            f"policy {cfg.policy.get('_target_', '?')} has none"
+        )
+    for i, ckpt in enumerate(cfg.checkpoints):
+        if not Path(ckpt).is_dir():
+            raise VLAError(f"checkpoints[{i}]={ckpt}: no such directory")
+    return tasks, [str(c) for c in cfg.checkpoints]
+
+
+def _prepare_output_dir(output_dir: Path) -> None:
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=output_dir, prefix=".probe"):
+            pass
+    except OSError as e:
+        raise VLAError(f"output_dir={output_dir}: cannot write there ({e.strerror or e})") from None
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Readers never see half a report: write a temp file next to it, then rename over."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
+
+
+def summarize(episodes: list[dict[str, Any]]) -> dict[str, Any]:
+    """Success rate, Wilson 95% interval and lengths of per-episode records (rate None: nothing ran)."""
+    n = len(episodes)
+    wins = sum(e["success"] for e in episodes)
+    lengths = [e["steps"] for e in episodes]
+    return {
+        "episodes": n,
+        "successes": wins,
+        "success_rate": wins / n if n else None,
+        "success_ci95": list(wilson_interval(wins, n)),
+        "mean_length": float(np.mean(lengths)) if lengths else None,
+        "lengths": lengths,
+    }
+
+
+def per_task(episodes: list[dict[str, Any]], tasks: list[str]) -> dict[str, dict[str, Any]]:
+    return {t: summarize([e for e in episodes if e["task"] == t]) for t in tasks}
+
+
+def _run_one(robot: Any, policy: Any, seed: int, max_steps: int | None, video: Any) -> Any:
+    """The one place an episode is run (the real-time runner will replace `run_episode` here)."""
+    from vla.episode import run_episode
+    from vla.robot import camera_keys
+    from vla.video import side_by_side
+
+    cams = camera_keys(robot.observation_features)
+
+    def on_step(observation: dict[str, np.ndarray], action: np.ndarray) -> None:
+        video.add(side_by_side([observation[k] for k in cams]))  # [H, W_front + W_wrist, 3]
+
+    return run_episode(robot, policy, seed, on_step=on_step if video and cams else None, max_steps=max_steps)
+
+
+def _episodes(
+    cfg: DictConfig, robot: Any, policy: Any, task: str, out: Path, videos: Path, stop: GracefulStop
+) -> Iterator[dict[str, Any]]:
+    """Run one task's episodes until done or a stop request, yielding a record for each; the first
+    `cfg.videos` are filmed into `out / videos`."""
+    from vla.video import VideoWriter
+
+    try:
+        robot.connect()
+        for i in range(cfg.episodes):
+            if stop.requested:
+                return
+            video = VideoWriter(out / videos / f"{task}_ep{i}.mp4", robot.fps) if i < cfg.videos else None
+            try:
+                result = _run_one(robot, policy, cfg.seed + i, cfg.max_steps, video)
+            except BaseException:
+                if video is not None:
+                    video.discard()
+                raise
+            name = None
+            if video is not None:  # the outcome goes into the name, so a folder listing tells it
+                name = videos / f"{task}_ep{i}_{'success' if result.success else 'fail'}.mp4"
+                video.close(out / name)
+            yield {
+                "task": task,
+                "seed": cfg.seed + i,
+                "instruction": result.task,
+                "success": result.success,
+                "steps": result.steps,
+                "video": str(name) if name else None,  # relative to output_dir
+            }
+    finally:
+        robot.disconnect()
+
+
+def rollout(cfg: DictConfig) -> dict[str, Any]:
+    """Run the evaluation, write report.json (and videos, plot) under cfg.output_dir; returns the report."""
+    from tqdm import tqdm
+
+    tasks, checkpoints = _validate(cfg)
+    out = Path(cfg.output_dir).absolute()
+    _prepare_output_dir(out)
+    robots: dict[str, Any] = {}
+    for task in tasks:  # built before anything runs, so an unknown task id fails first
+        try:
+            robots[task] = instantiate(cfg.env, "env", task=task)
+        except VLAError as e:
+            raise (VLAError(f"tasks=[{','.join(tasks)}]: {e}") if cfg.tasks is not None else e) from None
+    groups = [(c, ckpt, task) for c, ckpt in enumerate(checkpoints) for task in tasks]
+
+    def build_policy(ckpt: str | None, task: str) -> Any:
+        return instantiate(
+            cfg.policy, "policy", robot=robots[task], **({} if ckpt is None else {"checkpoint": ckpt})
+        )
+
+    first_policy = build_policy(groups[0][1], groups[0][2])  # a bad policy config fails before the bar shows
+    total = len(groups) * cfg.episodes
+    per_episode: list[dict[str, Any]] = []
+    started = time.perf_counter()
+    bar = tqdm(
+        total=total, desc="rollout", unit="ep", disable=not cfg.progress, dynamic_ncols=True, file=sys.stderr
+    )
+    with GracefulStop("stopping after this episode (Ctrl-C again to abort it)") as stop:
+        try:
+            for g, (c, ckpt, task) in enumerate(groups):
+                if stop.requested:
+                    break
+                videos = Path("videos") if ckpt is None else Path("videos", f"{c}_{Path(ckpt).name}")
+                policy = first_policy if g == 0 else build_policy(ckpt, task)
+                for record in _episodes(cfg, robots[task], policy, task, out, videos, stop):
+                    per_episode.append({"checkpoint": ckpt, **record})
+                    wins = sum(e["success"] for e in per_episode)
+                    bar.set_postfix(task=task, success=f"{wins}/{len(per_episode)}", refresh=False)
+                    bar.update(1)
+        except KeyboardInterrupt:  # a second Ctrl-C: the episode under way is dropped, the rest reported
+            pass
+        finally:
+            bar.close()
+    report = _report(cfg, tasks, checkpoints, per_episode, out)
+    report.update(interrupted=len(per_episode) < total, seconds=time.perf_counter() - started)
+    write_json_atomic(out / "report.json", report)
+    return report
+
+
+def _report(
+    cfg: DictConfig, tasks: list[str], checkpoints: list[str | None], per_episode: list[dict], out: Path
+) -> dict[str, Any]:
+    report: dict[str, Any] = {
+        **{k: v for k, v in summarize(per_episode).items() if k != "lengths"},
+        "episodes_per_task": cfg.episodes,
+        "seed": cfg.seed,
+        "tasks": tasks,
+        "per_task": per_task(per_episode, tasks),
+        "per_episode": per_episode,
+        "policy": OmegaConf.to_container(cfg.policy, resolve=True, throw_on_missing=False),
+        "env": OmegaConf.to_container(cfg.env, resolve=True, throw_on_missing=False),
+        "max_steps": cfg.max_steps,
+        "output_dir": str(out),
+        "videos": [e["video"] for e in per_episode if e["video"]],
+    }
+    if checkpoints != [None]:
+        rows = []
+        for ckpt in checkpoints:
+            mine = [e for e in per_episode if e["checkpoint"] == ckpt]
+            stats = {k: v for k, v in summarize(mine).items() if k != "lengths"}
+            rows.append(
+                {"checkpoint": ckpt, "step": checkpoint_step(Path(str(ckpt))), **stats}
+                | {"per_task": per_task(mine, tasks)}
+            )
+        # By training step; checkpoints whose step is unknown keep their given order, last.
+        rows.sort(key=lambda r: (r["step"] is None, r["step"] or 0))
+        report["per_checkpoint"] = rows
+        plot = out / "success_vs_step.svg"
+        tmp = plot.with_name(f".{plot.name}.tmp")
+        tmp.write_text(success_vs_step_svg(rows))
+        os.replace(tmp, plot)
+        report["plot"] = plot.name
+    return report
+
+
+def success_vs_step_svg(rows: list[dict[str, Any]], width: int = 480, height: int = 300) -> str:
+    """A hand-drawn SVG (no plotting dependency): success rate with its 95% CI against training step.
+
+    Checkpoints without a known step are placed by their index instead.
+    """
+    rows = [r for r in rows if r["episodes"]]  # an interrupted run may not have reached every checkpoint
+    if not rows:
+        return '<svg xmlns="http://www.w3.org/2000/svg" width="1" height="1"></svg>\n'
+    by_step = all(r["step"] is not None for r in rows)
+    xs = [float(r["step"]) if by_step else float(i) for i, r in enumerate(rows)]
+    left, right, top, bottom = 60, 20, 30, 50
+    x_lo, x_hi = min(xs), max(xs)
+    span = (x_hi - x_lo) or 1.0
+
+    def px(x: float) -> float:
+        return (
+            left + (x - x_lo) / span * (width - left - right) if len(xs) > 1 else (left + width - right) / 2
+        )
+
+    def py(y: float) -> float:
+        return top + (1.0 - y) * (height - top - bottom)
+
+    el = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" '
+        f'font-size="11"><rect width="100%" height="100%" fill="white"/>',
+        f'<text x="{width / 2}" y="18" text-anchor="middle" font-size="13">success rate per checkpoint</text>',
+        f'<line x1="{left}" y1="{py(0)}" x2="{width - right}" y2="{py(0)}" stroke="black"/>',
+        f'<line x1="{left}" y1="{py(0)}" x2="{left}" y2="{py(1)}" stroke="black"/>',
+        f'<text x="{width / 2}" y="{height - 12}" text-anchor="middle">'
+        f"{'training step' if by_step else 'checkpoint (step unknown)'}</text>",
+        f'<text x="14" y="{py(0.5)}" text-anchor="middle" transform="rotate(-90 14 {py(0.5)})">success</text>',
+    ]
+    for y in (0.0, 0.25, 0.5, 0.75, 1.0):
+        el.append(f'<line x1="{left - 4}" y1="{py(y)}" x2="{left}" y2="{py(y)}" stroke="black"/>')
+        el.append(f'<text x="{left - 7}" y="{py(y) + 4}" text-anchor="end">{100 * y:.0f}%</text>')
+    labelled = range(len(xs)) if len(xs) <= 8 else (0, len(xs) - 1)
+    for i in labelled:
+        el.append(f'<text x="{px(xs[i])}" y="{py(0) + 16}" text-anchor="middle">{xs[i]:.0f}</text>')
+    for x, r in zip(xs, rows, strict=True):  # 95% Wilson interval as an error bar
+        lo, hi = r["success_ci95"]
+        el.append(f'<line x1="{px(x)}" y1="{py(lo)}" x2="{px(x)}" y2="{py(hi)}" stroke="#9ab"/>')
+        tip = escape(f"{r['checkpoint']}: {100 * r['success_rate']:.1f}%")
+        el.append(
+            f'<circle cx="{px(x)}" cy="{py(r["success_rate"])}" r="3.5" fill="#1f5fa8"><title>{tip}</title></circle>'
+        )
+    points = " ".join(f"{px(x):.1f},{py(r['success_rate']):.1f}" for x, r in zip(xs, rows, strict=True))
+    el.append(f'<polyline points="{points}" fill="none" stroke="#1f5fa8" stroke-width="2"/>')
+    return "\n".join([*el, "</svg>"]) + "\n"
+
+
+def _table(per_task_stats: dict[str, dict[str, Any]], overall: dict[str, Any]) -> str:
+    lines = [f"{'task':<10} {'episodes':>8} {'success':>8} {'95% CI':>15} {'mean length':>12}"]
+    for name, s in [*per_task_stats.items(), ("all", overall)]:
+        if not s["episodes"]:
+            lines.append(f"{name:<10} {0:>8} {'-':>8} {'-':>15} {'-':>12}")
+            continue
+        lo, hi = s["success_ci95"]
+        ci = f"{100 * lo:.1f}-{100 * hi:.1f}%"
+        rate, length = 100 * s["success_rate"], s["mean_length"]
+        lines.append(f"{name:<10} {s['episodes']:>8} {rate:>7.1f}% {ci:>15} {length:>12.1f}")
+    return "\n".join(lines)
+
+
+def summary(report: dict[str, Any]) -> str:
+    """The closing table(s) a user reads: per task and overall (per checkpoint when there are several)."""
+    out = Path(report["output_dir"])
+    parts = []
+    for row in report.get("per_checkpoint", []):
+        step = "unknown" if row["step"] is None else row["step"]
+        parts.append(f"checkpoint {row['checkpoint']} (step {step})\n{_table(row['per_task'], row)}")
+    if "per_checkpoint" in report:
+        parts.append(f"plot: {out / report['plot']}")
+    else:
+        parts.append(_table(report["per_task"], report))
+    extra = " (interrupted)" if report["interrupted"] else ""
+    parts.append(f"{report['episodes']} episodes in {report['seconds']:.1f} s{extra}")
+    parts.append(f"report: {out / 'report.json'}")
+    if report["videos"]:
+        parts.append(f"videos: {out / 'videos'} ({len(report['videos'])} files)")
+    return "\n".join(parts)
+
+
+@hydra.main(version_base="1.3", config_path="pkg://configs", config_name="rollout")
+@user_errors(APP)
+def main(cfg: DictConfig) -> None:
+    report = rollout(cfg)
+    print(summary(report), flush=True)
+
+
+if __name__ == "__main__":
+    main()
