@@ -1,0 +1,29 @@
+"""bench/gpu_model.py in its CPU smoke mode, so the GPU script is exercised without a GPU."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:.*Profiler clears events")
+def test_gpu_bench_smoke_mode_runs_on_cpu(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location("gpu_model", ROOT / "bench" / "gpu_model.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["gpu_model"] = module
+    spec.loader.exec_module(module)
+    out = tmp_path / "model_gpu.json"
+    assert module.main(["--device", "cpu", "--tiny", "--runs", "2", "--cameras", "1", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    one = report["results"]["tiny"]["1cam"]
+    assert one["eager"]["median_ms"] > 0 and one["eager_nocache"]["median_ms"] > 0
+    assert one["eager_nocache"]["max_abs_diff_vs_first"] < 1e-4  # cached == uncached
+    assert "cudagraph" not in one  # CUDA-only variants are skipped on CPU

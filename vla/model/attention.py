@@ -1,0 +1,190 @@
+"""The one joint forward: blockwise-causal attention over one or more token streams, with a key/value cache.
+
+Every path goes through `joint_forward`: the flow-matching loss (prefix on the backbone + actions on the
+expert, one pass), cached sampling (prefix once, then the action stream against the cached prefix keys and
+values at every denoising step), uncached sampling (the joint pass again at every step), and the FAST head
+(prefix + action tokens on the backbone, then one token at a time against the growing cache).
+
+A stream (`Segment`) is a run of tokens with its own layer weights: the backbone's decoder layers or the
+action expert's. At each layer each stream computes its own queries/keys/values; all keys/values (cached
+ones first) are concatenated and every query attends over them under the mask, then each stream applies
+its own output projection and MLP. Positions (RoPE) and the mask come from a `TokenLayout` per token:
+
+    allowed(q, k) = valid[k] and block[k] <= block[q]
+
+Equal block ids attend bidirectionally; a higher block sees all lower ones; a lower block never sees a
+higher one. The VLA uses blocks 0 = images + text, 1 = state, 2 = actions (FAST: 2, 3, ... one per token,
+which makes them causal).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vla.model.expert import RMSNorm
+
+ATTENTION_IMPLS = ("sdpa", "math")
+
+
+class AttentionSpec(Protocol):
+    """What the joint forward needs from the backbone: RoPE, the head size, the attention kernel."""
+
+    head_dim: int
+    attention: str  # "sdpa" (PyTorch picks a fused kernel) | "math" (explicit matmul-softmax-matmul)
+
+    def rope(self, reference: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+@dataclass
+class TokenLayout:
+    """Per token: valid [B, T] bool (False = padding), block [B, T] long, position [B, T] long (RoPE)."""
+
+    valid: torch.Tensor
+    block: torch.Tensor
+    position: torch.Tensor
+
+    @staticmethod
+    def cat(layouts: Sequence[TokenLayout]) -> TokenLayout:
+        return TokenLayout(
+            valid=torch.cat([x.valid for x in layouts], dim=1),
+            block=torch.cat([x.block for x in layouts], dim=1),
+            position=torch.cat([x.position for x in layouts], dim=1),
+        )
+
+    def next_position(self) -> torch.Tensor:
+        """[B, 1]: the position after the last valid token (positions count valid tokens only)."""
+        return self.valid.long().sum(dim=1, keepdim=True)
+
+    def __len__(self) -> int:
+        return self.valid.shape[1]
+
+
+def positions_from_valid(valid: torch.Tensor, start: torch.Tensor | int = 0) -> torch.Tensor:
+    """valid [B, T] -> positions [B, T]: running count of valid tokens (padding repeats its neighbour's)."""
+    return (torch.cumsum(valid.long(), dim=1) - 1).clamp(min=0) + start
+
+
+@dataclass
+class KVCache:
+    """Keys/values per layer, each [B, kv_heads, T, head_dim] after RoPE, with the layout of those tokens."""
+
+    keys: list[torch.Tensor]
+    values: list[torch.Tensor]
+    layout: TokenLayout
+
+
+@dataclass
+class Segment:
+    """One stream of tokens: hidden [B, T, D], the layers that own it, optional conditioning (adaRMS)."""
+
+    hidden: torch.Tensor
+    layers: nn.ModuleList
+    cond: torch.Tensor | None = None
+
+
+def block_mask(query: TokenLayout, key: TokenLayout) -> torch.Tensor:
+    """-> [B, 1, Q, K] bool, True where the query may attend to the key."""
+    allowed = key.valid[:, None, :] & (key.block[:, None, :] <= query.block[:, :, None])  # [B, Q, K]
+    return allowed[:, None, :, :]
+
+
+def attend(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor, scale: float, impl: str
+) -> torch.Tensor:
+    """q [B, H, Q, hd], k/v [B, KV, K, hd] (H a multiple of KV), mask [B, 1, Q, K] bool -> [B, H, Q, hd].
+
+    "math" exists because on an H200 cuDNN's masked attention took ~75 µs per call at head_dim 256 for
+    what two small matmuls do in a fraction of that; at VLA sequence lengths (< 1k tokens) the score
+    matrix is small, and inductor fuses the mask and softmax."""
+    b, h, n_q, hd = q.shape
+    kv = k.shape[1]
+    groups = h // kv
+    if impl == "math":
+        qg = q.reshape(b, kv, groups * n_q, hd)  # [B, KV, G*Q, hd]: each kv head serves G query heads
+        scores = torch.matmul(qg, k.transpose(-1, -2)).float() * scale  # [B, KV, G*Q, K]
+        scores = scores.view(b, kv, groups, n_q, -1).masked_fill(~mask[:, :, None], float("-inf"))
+        probs = scores.softmax(dim=-1).to(v.dtype).view(b, kv, groups * n_q, -1)
+        return torch.matmul(probs, v).view(b, h, n_q, hd)
+    if groups > 1:  # grouped-query attention; explicit so every SDPA backend (masked ones too) applies
+        k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)  # [B, H, K, hd]
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
+
+
+def _norm(
+    norm: nn.Module, hidden: torch.Tensor, cond: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    if isinstance(norm, RMSNorm):  # ours: (normed, gate)
+        return norm(hidden, cond)
+    return norm(hidden), None
+
+
+def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """RoPE on x [B, H, T, hd] with cos/sin [B, 1, T, hd] (rotate-half convention, as HF Llama/Gemma)."""
+    half = x.shape[-1] // 2
+    rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+    return x * cos + rotated * sin
+
+
+def joint_forward(
+    segments: Sequence[Segment],
+    layout: TokenLayout,
+    spec: AttentionSpec,
+    past: KVCache | None = None,
+    keep_cache: bool = False,
+) -> tuple[list[torch.Tensor], KVCache | None]:
+    """Run all layers over the segments (concatenated in order; `layout` covers exactly their tokens).
+
+    Returns each segment's last hidden state (before any final norm) and, with keep_cache, a KVCache
+    covering past + these tokens.
+    """
+    head_dim = spec.head_dim
+    lengths = [s.hidden.shape[1] for s in segments]
+    if sum(lengths) != len(layout):
+        raise ValueError(f"layout covers {len(layout)} tokens, segments have {sum(lengths)}")
+    num_layers = len(segments[0].layers)
+    key_layout = TokenLayout.cat([past.layout, layout]) if past is not None else layout
+    mask = block_mask(layout, key_layout)  # [B, 1, Q, K]
+    cos, sin = spec.rope(segments[0].hidden, layout.position)  # each [B, T, hd]
+    cos, sin = cos[:, None], sin[:, None]  # [B, 1, T, hd]
+    hidden = [s.hidden for s in segments]
+    new_keys: list[torch.Tensor] = []
+    new_values: list[torch.Tensor] = []
+    for i in range(num_layers):
+        queries, keys, values, gates = [], [], [], []
+        for seg, h in zip(segments, hidden, strict=True):
+            layer: Any = seg.layers[i]
+            x, gate = _norm(layer.input_layernorm, h, seg.cond)
+            b, t, _ = x.shape
+            attn = layer.self_attn
+            queries.append(attn.q_proj(x).view(b, t, -1, head_dim).transpose(1, 2))  # [B, H, t, hd]
+            keys.append(attn.k_proj(x).view(b, t, -1, head_dim).transpose(1, 2))  # [B, KV, t, hd]
+            values.append(attn.v_proj(x).view(b, t, -1, head_dim).transpose(1, 2))
+            gates.append(gate)
+        q = torch.cat(queries, dim=2)  # [B, H, T, hd]
+        k = torch.cat(keys, dim=2)  # [B, KV, T, hd]
+        v = torch.cat(values, dim=2)
+        q, k = _rotate(q, cos.to(q.dtype), sin.to(q.dtype)), _rotate(k, cos.to(k.dtype), sin.to(k.dtype))
+        if past is not None:
+            k = torch.cat([past.keys[i], k], dim=2)  # [B, KV, P + T, hd]
+            v = torch.cat([past.values[i], v], dim=2)
+        if keep_cache:
+            new_keys.append(k)
+            new_values.append(v)
+        out = attend(q, k, v, mask, head_dim**-0.5, spec.attention)  # [B, H, T, hd]
+        out = out.transpose(1, 2).flatten(2)  # [B, T, H*hd]
+        for j, chunk in enumerate(out.split(lengths, dim=1)):
+            seg = segments[j]
+            layer = seg.layers[i]
+            branch = layer.self_attn.o_proj(chunk)
+            h = hidden[j] + (branch if gates[j] is None else branch * gates[j])
+            x, gate = _norm(layer.post_attention_layernorm, h, seg.cond)
+            branch = layer.mlp(x)
+            hidden[j] = h + (branch if gate is None else branch * gate)
+    cache = KVCache(new_keys, new_values, key_layout) if keep_cache else None
+    return hidden, cache

@@ -1,0 +1,244 @@
+"""Model configuration: plain dataclasses (hydra structured-config friendly) for the VLA model.
+
+`VLAConfig` is what `configs/model/*.yaml` fill in and what a checkpoint's `config.json` holds. Only plain
+types (int, float, str, bool, lists, None) so OmegaConf can validate overrides.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+FAMILIES = ("smolvlm", "paligemma")
+STATE_MODES = ("continuous", "discrete")
+HEADS = ("flow", "fast")
+NORMALIZATIONS = ("mean_std", "quantile")
+
+
+class ModelConfigError(ValueError):
+    """A model config value that cannot work; the message names the field and the fix."""
+
+
+@dataclass
+class BackboneConfig:
+    """The vision-language backbone. Sizes are used when building from config (random weights)."""
+
+    family: str = "smolvlm"  # smolvlm (SmolVLM / SmolVLM2 / Idefics3) | paligemma
+    pretrained: str | None = None  # local directory or hub id; its own sizes then win over the fields below
+    num_layers: int | None = None  # keep only the first N language layers (SmolVLA keeps 16 of 32)
+    freeze_vision: bool = False
+    freeze_language: bool = False  # train the action expert (and projections) only
+    # Language model (Llama for smolvlm, Gemma for paligemma).
+    hidden_size: int = 64
+    layers: int = 4
+    heads: int = 4
+    kv_heads: int = 2
+    head_dim: int | None = None  # default hidden_size // heads
+    intermediate_size: int = 128
+    vocab_size: int = 2048
+    rope_theta: float = 10000.0
+    max_position_embeddings: int = 8192
+    # Vision encoder (SigLIP).
+    vision_hidden_size: int = 64
+    vision_layers: int = 2
+    vision_heads: int = 4
+    vision_intermediate_size: int = 128
+    patch_size: int = 8
+    image_size: int = 64  # the backbone's square input resolution
+    pixel_shuffle: int = 2  # smolvlm connector's scale factor (tokens / factor**2)
+    image_pooling: int = 1  # extra average pooling of the image-token grid (any family)
+
+
+@dataclass
+class ExpertConfig:
+    """The action expert: a narrower transformer paired layer by layer with the backbone."""
+
+    width_ratio: float = 0.75  # expert width = ratio * backbone hidden size (π0 uses 0.5, SmolVLA 0.75)
+    width: int | None = None  # explicit width; overrides width_ratio
+    layers: int | None = None  # default: the backbone's (kept) layer count; must match it
+    intermediate_size: int | None = None  # default: 8/3 * width rounded up to a multiple of 256 (SmolVLA)
+    adarms: bool = False  # π0.5 adaptive RMSNorm time conditioning instead of the action-time MLP
+
+
+@dataclass
+class VLAConfig:
+    """The whole model. `action_dim` / `state_dim` are resolved from the dataset stats when given."""
+
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    expert: ExpertConfig = field(default_factory=ExpertConfig)
+    cameras: list[str] = field(default_factory=lambda: ["top", "wrist"])
+    image_size: list[int] | None = field(default_factory=lambda: [96, 96])  # expected input [H, W]; None: any
+    max_state_dim: int = 32
+    max_action_dim: int = 32
+    state_dim: int | None = None  # the dataset's state width (None: max_state_dim)
+    action_dim: int | None = None  # the dataset's action width (None: max_action_dim)
+    chunk_size: int = 50
+    num_steps: int = 10
+    max_text_tokens: int = 32
+    state_mode: str = "continuous"  # continuous (projected token) | discrete (256 bins in the text)
+    state_bins: int = 256
+    head: str = "flow"  # flow | fast
+    normalization: str = "mean_std"  # mean_std | quantile
+    time_beta_alpha: float = 1.5
+    time_beta_beta: float = 1.0
+    time_min: float = 0.001
+    time_min_period: float = 4e-3
+    time_max_period: float = 4.0
+    fast_vocab_size: int = 1024
+    fast_scale: float = 10.0
+    fast_max_tokens: int = 256
+
+    # ------------------------------------------------------------------ helpers
+
+    def validate(self) -> None:
+        """Raise ModelConfigError naming the bad field."""
+        b = self.backbone
+        checks = [
+            (b.family in FAMILIES, "backbone.family", f"one of {FAMILIES}", b.family),
+            (self.state_mode in STATE_MODES, "state_mode", f"one of {STATE_MODES}", self.state_mode),
+            (self.head in HEADS, "head", f"one of {HEADS}", self.head),
+            (
+                self.normalization in NORMALIZATIONS,
+                "normalization",
+                f"one of {NORMALIZATIONS}",
+                self.normalization,
+            ),
+            (1 <= len(self.cameras) <= 3, "cameras", "1 to 3 camera names", self.cameras),
+            (len(set(self.cameras)) == len(self.cameras), "cameras", "distinct names", self.cameras),
+            (self.chunk_size >= 1, "chunk_size", ">= 1", self.chunk_size),
+            (self.num_steps >= 1, "num_steps", ">= 1", self.num_steps),
+            (self.max_text_tokens >= 2, "max_text_tokens", ">= 2", self.max_text_tokens),
+            (self.max_state_dim >= 1, "max_state_dim", ">= 1", self.max_state_dim),
+            (self.max_action_dim >= 1, "max_action_dim", ">= 1", self.max_action_dim),
+            (self.state_bins >= 2, "state_bins", ">= 2", self.state_bins),
+            (0.0 < self.time_min < 1.0, "time_min", "in (0, 1)", self.time_min),
+            (
+                self.time_beta_alpha > 0 and self.time_beta_beta > 0,
+                "time_beta_alpha/time_beta_beta",
+                "> 0",
+                (self.time_beta_alpha, self.time_beta_beta),
+            ),
+            (
+                0.0 < self.expert.width_ratio <= 1.0,
+                "expert.width_ratio",
+                "in (0, 1]",
+                self.expert.width_ratio,
+            ),
+            (
+                b.image_size % b.patch_size == 0,
+                "backbone.image_size",
+                "a multiple of patch_size",
+                b.image_size,
+            ),
+        ]
+        if self.image_size is not None:
+            checks.append(
+                (len(self.image_size) == 2, "image_size", "[height, width] or null", self.image_size)
+            )
+        if self.state_dim is not None:
+            checks.append(
+                (
+                    1 <= self.state_dim <= self.max_state_dim,
+                    "state_dim",
+                    f"in [1, max_state_dim={self.max_state_dim}]",
+                    self.state_dim,
+                )
+            )
+        if self.action_dim is not None:
+            checks.append(
+                (
+                    1 <= self.action_dim <= self.max_action_dim,
+                    "action_dim",
+                    f"in [1, max_action_dim={self.max_action_dim}]",
+                    self.action_dim,
+                )
+            )
+        for ok, name, want, got in checks:
+            if not ok:
+                raise ModelConfigError(f"model.{name} must be {want}, got {got!r}")
+
+    @property
+    def resolved_action_dim(self) -> int:
+        return self.action_dim if self.action_dim is not None else self.max_action_dim
+
+    @property
+    def resolved_state_dim(self) -> int:
+        return self.state_dim if self.state_dim is not None else self.max_state_dim
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> VLAConfig:
+        """Strict: an unknown key is an error naming it (a config from another version, or a typo)."""
+        data = dict(data)
+        backbone = _strict(BackboneConfig, data.pop("backbone", {}) or {}, "backbone.")
+        expert = _strict(ExpertConfig, data.pop("expert", {}) or {}, "expert.")
+        config = _strict(cls, data, "")
+        config.backbone, config.expert = backbone, expert
+        config.validate()
+        return config
+
+
+def _strict(kind: Any, data: dict[str, Any], prefix: str) -> Any:
+    names = {f.name for f in dataclasses.fields(kind)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ModelConfigError(f"unknown model config field(s) {[prefix + u for u in unknown]}")
+    return kind(**data)
+
+
+def coerce_config(config: Any) -> VLAConfig:
+    """Accept a VLAConfig, a dict, or an OmegaConf DictConfig (hydra) and return a validated VLAConfig."""
+    if isinstance(config, VLAConfig):
+        config.validate()
+        return config
+    if not isinstance(config, dict):
+        try:
+            from omegaconf import OmegaConf
+
+            config = OmegaConf.to_container(config, resolve=True)
+        except Exception as e:  # not an OmegaConf object either
+            raise ModelConfigError(
+                f"model config must be a VLAConfig or a mapping, got {type(config)}"
+            ) from e
+    assert isinstance(config, dict)
+    config = {k: v for k, v in config.items() if k != "_target_"}
+    return VLAConfig.from_dict(config)
+
+
+def expert_intermediate_size(width: int) -> int:
+    """SmolVLA's rule for the expert MLP: 8/3 * width, rounded up to a multiple of 256."""
+    hidden = int(2 * (4 * width) / 3)
+    return 256 * ((hidden + 255) // 256)
+
+
+def load_config(name_or_path: str, overrides: list[str] | None = None) -> VLAConfig:
+    """A model config by name (`tiny`, `smolvla`, `pi0`, `fast` from configs/model/) or YAML path, with
+    optional dotlist overrides (`["backbone.num_layers=8"]`). Checked against the dataclass schema."""
+    from pathlib import Path
+
+    path = Path(name_or_path)
+    if path.suffix not in (".yaml", ".yml"):
+        path = Path(__file__).resolve().parents[2] / "configs" / "model" / f"{name_or_path}.yaml"
+    if not path.is_file():
+        raise ModelConfigError(f"model config {name_or_path!r}: no such file {path}")
+    try:
+        from omegaconf import OmegaConf
+        from omegaconf.errors import OmegaConfBaseException
+    except ImportError:  # a bare GPU box: plain YAML, still strict about keys (no dotlist overrides)
+        import yaml
+
+        if overrides:
+            raise ModelConfigError("model config overrides need omegaconf") from None
+        return VLAConfig.from_dict(yaml.safe_load(path.read_text()))
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(VLAConfig), OmegaConf.load(path))
+        if overrides:
+            merged = OmegaConf.merge(merged, OmegaConf.from_dotlist(overrides))
+    except OmegaConfBaseException as e:
+        key = getattr(e, "full_key", None)
+        reason = str(e).splitlines()[0]
+        raise ModelConfigError(f"model.{key}: {reason} ({path})" if key else f"{path}: {reason}") from e
+    return coerce_config(merged)

@@ -1,0 +1,170 @@
+"""The action expert: a narrower transformer whose layers pair 1:1 with the backbone's (π0's mixture of
+transformers).
+
+Each expert layer has its own weights but the backbone's attention layout (heads, kv heads, head_dim), so
+its queries can attend over the concatenation of the backbone's keys/values and its own in one attention
+(`attention.joint_forward`). Its attributes mirror a Hugging Face decoder layer (`input_layernorm`,
+`self_attn.{q,k,v,o}_proj`, `post_attention_layernorm`, `mlp`) so the joint forward treats both streams alike.
+
+Time conditioning: a sinusoidal embedding of the flow time through an MLP, either mixed into each action
+token (π0) or driving adaptive RMSNorms (π0.5: scale, shift and a residual gate per norm).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vla.model.config import ExpertConfig, ModelConfigError, expert_intermediate_size
+
+
+class RMSNorm(nn.Module):
+    """x / rms(x) * (1 + w); w starts at zero. Returns (normed, None) to share AdaRMSNorm's signature."""
+
+    def __init__(self, dim: int, eps: float) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(dim))
+        self.eps = eps
+
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        return F.rms_norm(x.float(), (x.shape[-1],), eps=self.eps).to(x.dtype)  # fused where available
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> tuple[torch.Tensor, None]:
+        return self.normalise(x) * (1.0 + self.weight), None
+
+
+class AdaRMSNorm(RMSNorm):
+    """π0.5's adaptive RMSNorm: cond [B, C] -> scale, shift, gate; zero-initialised, so it starts as RMSNorm."""
+
+    def __init__(self, dim: int, eps: float, cond_dim: int) -> None:
+        super().__init__(dim, eps)
+        self.modulation = nn.Linear(cond_dim, 3 * dim)
+        nn.init.zeros_(self.modulation.weight)
+        nn.init.zeros_(self.modulation.bias)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
+        if cond is None:
+            raise ValueError("AdaRMSNorm needs the time conditioning")
+        scale, shift, gate = self.modulation(cond)[:, None, :].chunk(3, dim=-1)  # each [B, 1, D]
+        return self.normalise(x) * (1.0 + scale) + shift, 1.0 + gate
+
+
+class ExpertAttention(nn.Module):
+    def __init__(self, width: int, heads: int, kv_heads: int, head_dim: int) -> None:
+        super().__init__()
+        self.q_proj = nn.Linear(width, heads * head_dim, bias=False)
+        self.k_proj = nn.Linear(width, kv_heads * head_dim, bias=False)
+        self.v_proj = nn.Linear(width, kv_heads * head_dim, bias=False)
+        self.o_proj = nn.Linear(heads * head_dim, width, bias=False)
+
+
+class GatedMLP(nn.Module):
+    def __init__(self, width: int, hidden: int, activation: str) -> None:
+        super().__init__()
+        self.gate_proj = nn.Linear(width, hidden, bias=False)
+        self.up_proj = nn.Linear(width, hidden, bias=False)
+        self.down_proj = nn.Linear(hidden, width, bias=False)
+        self.activation = activation
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate = self.gate_proj(x)
+        gate = F.gelu(gate, approximate="tanh") if self.activation == "gelu_tanh" else F.silu(gate)
+        return self.down_proj(gate * self.up_proj(x))
+
+
+class ExpertLayer(nn.Module):
+    def __init__(
+        self,
+        width: int,
+        hidden: int,
+        heads: int,
+        kv_heads: int,
+        head_dim: int,
+        activation: str,
+        eps: float,
+        adarms: bool,
+    ) -> None:
+        super().__init__()
+        norm = (lambda: AdaRMSNorm(width, eps, width)) if adarms else (lambda: RMSNorm(width, eps))
+        self.input_layernorm = norm()
+        self.self_attn = ExpertAttention(width, heads, kv_heads, head_dim)
+        self.post_attention_layernorm = norm()
+        self.mlp = GatedMLP(width, hidden, activation)
+
+
+def sinusoidal_time_embedding(
+    t: torch.Tensor, dim: int, min_period: float, max_period: float
+) -> torch.Tensor:
+    """t [B] in [0, 1] -> [B, dim]: sin/cos at periods spaced geometrically in [min_period, max_period]."""
+    if dim % 2:
+        raise ValueError(f"time embedding width must be even, got {dim}")
+    fraction = torch.linspace(0.0, 1.0, dim // 2, device=t.device, dtype=torch.float64)
+    period = min_period * (max_period / min_period) ** fraction  # [dim/2]
+    angle = (2.0 * math.pi / period)[None, :] * t.double()[:, None]  # [B, dim/2]
+    return torch.cat([angle.sin(), angle.cos()], dim=-1).float()
+
+
+class ActionExpert(nn.Module):
+    """Layers paired with the backbone's, plus the action/time projections in and out."""
+
+    def __init__(
+        self,
+        cfg: ExpertConfig,
+        *,
+        backbone_hidden: int,
+        backbone_layers: int,
+        heads: int,
+        kv_heads: int,
+        head_dim: int,
+        activation: str,
+        eps: float,
+        max_action_dim: int,
+        min_period: float,
+        max_period: float,
+    ) -> None:
+        super().__init__()
+        width = cfg.width or round(backbone_hidden * cfg.width_ratio)
+        width += width % 2  # the sinusoidal embedding needs an even width
+        layers = cfg.layers if cfg.layers is not None else backbone_layers
+        if layers != backbone_layers:
+            raise ModelConfigError(
+                f"model.expert.layers={layers} must equal the backbone's kept layers ({backbone_layers}): "
+                "expert layers pair 1:1 with backbone layers; leave it null"
+            )
+        hidden = cfg.intermediate_size or expert_intermediate_size(width)
+        self.width = width
+        self.adarms = cfg.adarms
+        self.min_period, self.max_period = min_period, max_period
+        self.layers = nn.ModuleList(
+            [
+                ExpertLayer(width, hidden, heads, kv_heads, head_dim, activation, eps, cfg.adarms)
+                for _ in range(layers)
+            ]
+        )
+        self.norm = AdaRMSNorm(width, eps, width) if cfg.adarms else RMSNorm(width, eps)
+        self.action_in = nn.Linear(max_action_dim, width)
+        self.action_out = nn.Linear(width, max_action_dim)
+        if cfg.adarms:  # time -> conditioning vector for every adaptive norm
+            self.time_mlp = nn.Sequential(
+                nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width), nn.SiLU()
+            )
+        else:  # π0: concat(action, time) -> MLP per token
+            self.time_mlp = nn.Sequential(nn.Linear(2 * width, width), nn.SiLU(), nn.Linear(width, width))
+
+    def embed_actions(self, noisy: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """noisy [B, H, A], t [B] -> (tokens [B, H, W], cond [B, W] or None)."""
+        dtype = self.action_in.weight.dtype
+        tokens = self.action_in(noisy.to(dtype))  # [B, H, W]
+        time = sinusoidal_time_embedding(t, self.width, self.min_period, self.max_period).to(dtype)  # [B, W]
+        if self.adarms:
+            return tokens, self.time_mlp(time)
+        time = time[:, None, :].expand_as(tokens)  # [B, H, W]
+        return self.time_mlp(torch.cat([tokens, time], dim=-1)), None
+
+    def project_out(self, hidden: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        """Expert hidden [B, H, W] after the last layer -> velocity [B, H, A] in float32."""
+        normed, _ = self.norm(hidden, cond)
+        return self.action_out(normed).float()

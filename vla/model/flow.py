@@ -1,0 +1,110 @@
+"""Flow-matching action head (π0 convention).
+
+    x_t = t * noise + (1 - t) * actions,   target velocity u = noise - actions,
+    t ~ Beta(alpha, beta) scaled into [time_min, 1],   Euler from t = 1 (noise) to t = 0 with num_steps.
+
+The expert's noisy-action tokens attend to the backbone's keys/values through `attention.joint_forward`. The
+denoising step (`velocity`) takes either the prefix hidden states (uncached: the joint pass is recomputed)
+or the prefix's KVCache (cached: only the action tokens run), and training uses the same joint pass.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from vla.model.attention import KVCache, Segment, TokenLayout, joint_forward
+from vla.model.backbone import Backbone
+from vla.model.config import VLAConfig
+from vla.model.expert import ActionExpert
+from vla.model.prefix import suffix_layout
+
+
+class FlowMatchingHead(nn.Module):
+    def __init__(self, expert: ActionExpert, cfg: VLAConfig) -> None:
+        super().__init__()
+        self.expert = expert
+        self.chunk_size = cfg.chunk_size
+        self.max_action_dim = cfg.max_action_dim
+        self.beta = (cfg.time_beta_alpha, cfg.time_beta_beta)
+        self.time_min = cfg.time_min
+
+    # ------------------------------------------------------------------ the denoising step
+
+    def velocity(
+        self,
+        backbone: Backbone,
+        x_t: torch.Tensor,
+        t: torch.Tensor,
+        prefix_layout: TokenLayout,
+        prefix: torch.Tensor | None = None,
+        cache: KVCache | None = None,
+    ) -> torch.Tensor:
+        """x_t [B, H, A], t [B] -> predicted velocity [B, H, A] (float32). Give `prefix` or `cache`."""
+        tokens, cond = self.expert.embed_actions(x_t, t)  # [B, H, W]
+        valid = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
+        layout = suffix_layout(prefix_layout, valid, causal=False)
+        action_seg = Segment(tokens, self.expert.layers, cond)
+        if cache is not None:
+            (hidden,), _ = joint_forward([action_seg], layout, backbone, past=cache)
+        elif prefix is not None:
+            joint = TokenLayout.cat([prefix_layout, layout])
+            prefix_seg = Segment(prefix, backbone.layers)
+            (_, hidden), _ = joint_forward([prefix_seg, action_seg], joint, backbone)
+        else:
+            raise ValueError("velocity needs the prefix hidden states or its key/value cache")
+        return self.expert.project_out(hidden, cond)
+
+    # ------------------------------------------------------------------ training
+
+    def sample_time(self, batch_size: int, device: torch.device) -> torch.Tensor:
+        alpha = torch.full((batch_size,), self.beta[0], device=device)
+        beta = torch.full((batch_size,), self.beta[1], device=device)
+        t = torch.distributions.Beta(alpha, beta).sample()  # [B]
+        return t * (1.0 - self.time_min) + self.time_min
+
+    def loss(
+        self,
+        backbone: Backbone,
+        prefix: torch.Tensor,
+        prefix_layout: TokenLayout,
+        actions: torch.Tensor,
+        action_is_pad: torch.Tensor | None,
+        action_dim_mask: torch.Tensor,
+        noise: torch.Tensor | None = None,
+        t: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """actions [B, H, A_max] normalised and zero-padded; masks: action_is_pad [B, H], dims [B, A_max]."""
+        b = actions.shape[0]
+        noise = torch.randn_like(actions) if noise is None else noise
+        t = self.sample_time(b, actions.device) if t is None else t
+        tt = t[:, None, None]  # [B, 1, 1]
+        x_t = tt * noise + (1.0 - tt) * actions
+        target = noise - actions
+        pred = self.velocity(backbone, x_t, t, prefix_layout, prefix=prefix)
+        weight = action_dim_mask[:, None, :].float().expand_as(pred)  # [B, H, A]
+        if action_is_pad is not None:
+            weight = weight * (~action_is_pad.bool())[:, :, None].float()
+        err = (pred - target).pow(2) * weight
+        loss = err.sum() / weight.sum().clamp(min=1.0)
+        return {"loss": loss, "flow_mse": loss.detach()}
+
+    # ------------------------------------------------------------------ inference
+
+    def sample(
+        self,
+        backbone: Backbone,
+        prefix_layout: TokenLayout,
+        noise: torch.Tensor,
+        num_steps: int,
+        prefix: torch.Tensor | None = None,
+        cache: KVCache | None = None,
+    ) -> torch.Tensor:
+        """Euler integration from noise [B, H, A] at t = 1 to actions at t = 0 -> [B, H, A] normalised."""
+        x = noise.float()
+        dt = -1.0 / num_steps
+        for step in range(num_steps):
+            t = torch.full((x.shape[0],), 1.0 + step * dt, device=x.device)
+            v = self.velocity(backbone, x, t, prefix_layout, prefix=prefix, cache=cache)
+            x = x + dt * v
+        return x

@@ -1,0 +1,259 @@
+"""`VLAModel`: a VLM backbone extended with state and action tokens (π0 / SmolVLA / π0-FAST style).
+
+    model = VLAModel(config, stats=dataset_stats, tasks=task_strings)        # fresh (random or pretrained VLM)
+    out = model(batch)                  # training: {"loss": ..., ...}; see vla.model.batch for the contract
+    actions = model.sample_actions(batch)                   # [B, chunk_size, action_dim] in dataset units
+    model.save_pretrained(path); model = VLAModel.from_pretrained(path)
+
+The pieces: `backbone` (HF VLM adapter), `normalizer`, a text tokenizer, `state_proj` (continuous state),
+and one head: `flow` (action expert + flow matching) or `fast` (FAST tokens through the LM head).
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from vla.model import checkpoint
+from vla.model.attention import KVCache, TokenLayout
+from vla.model.backbone import Backbone
+from vla.model.batch import (
+    ACTION,
+    ACTION_IS_PAD,
+    IMAGE_PREFIX,
+    STATE,
+    ModelInputs,
+    validate_batch,
+)
+from vla.model.config import ModelConfigError, VLAConfig, coerce_config
+from vla.model.expert import ActionExpert
+from vla.model.fast import FASTTokenizer
+from vla.model.fast_head import FastActionHead
+from vla.model.flow import FlowMatchingHead
+from vla.model.normalize import Normalizer
+from vla.model.prefix import StateProjection, embed_prefix, encode_prefix
+from vla.model.tokenizer import TextTokenizer, discretize_state
+
+
+class VLAModel(nn.Module):
+    def __init__(
+        self,
+        config: VLAConfig | dict[str, Any] | Any,
+        stats: dict[str, Any] | None = None,
+        tasks: list[str] | None = None,
+        *,
+        fast_tokenizer: FASTTokenizer | None = None,
+        action_chunks: np.ndarray | None = None,
+        text_tokenizer: TextTokenizer | None = None,
+        backbone_hf_config: dict[str, Any] | None = None,
+    ) -> None:
+        """config: VLAConfig / dict / hydra node. stats: LeRobot dataset stats. tasks: the dataset's task
+        strings (for the offline tokenizer). For head=fast, give a fitted `fast_tokenizer` or `action_chunks`
+        [N, chunk_size, action_dim] in dataset units to fit one. The last two keywords are for loading."""
+        super().__init__()
+        cfg = copy.deepcopy(coerce_config(config))
+        self.normalizer = Normalizer(stats, cfg.normalization, cfg.max_state_dim, cfg.max_action_dim)
+        if cfg.state_dim is None and self.normalizer.state_dim is not None:
+            cfg.state_dim = self.normalizer.state_dim
+        if cfg.action_dim is None and self.normalizer.action_dim is not None:
+            cfg.action_dim = self.normalizer.action_dim
+        cfg.validate()
+        self.stats = stats
+        self.backbone = Backbone.create(cfg.backbone, backbone_hf_config)
+        _sync_backbone_fields(cfg, self.backbone)
+
+        if text_tokenizer is None:
+            if cfg.backbone.pretrained:
+                text_tokenizer = TextTokenizer.from_pretrained(cfg.backbone.pretrained)
+            else:
+                text_tokenizer = TextTokenizer.from_tasks(tasks or [], number_words=max(256, cfg.state_bins))
+        self.text_tokenizer = text_tokenizer
+        reserved = cfg.fast_vocab_size if cfg.head == "fast" else 0
+        if (
+            text_tokenizer.source == "tasks"
+            and text_tokenizer.vocab_size + reserved > self.backbone.vocab_size
+        ):
+            raise ModelConfigError(
+                f"model.backbone.vocab_size={self.backbone.vocab_size} is too small for the task tokenizer "
+                f"({text_tokenizer.vocab_size} words) + {reserved} FAST tokens; raise it"
+            )
+
+        self.state_proj = (
+            StateProjection(cfg.max_state_dim, self.backbone.hidden_size)
+            if cfg.state_mode == "continuous"
+            else None
+        )
+        self.flow: FlowMatchingHead | None = None
+        self.fast: FastActionHead | None = None
+        if cfg.head == "flow":
+            expert = ActionExpert(
+                cfg.expert,
+                backbone_hidden=self.backbone.hidden_size,
+                backbone_layers=len(self.backbone.layers),
+                heads=self.backbone.num_heads,
+                kv_heads=self.backbone.num_kv_heads,
+                head_dim=self.backbone.head_dim,
+                activation=self.backbone.mlp_activation,
+                eps=self.backbone.rms_eps,
+                max_action_dim=cfg.max_action_dim,
+                min_period=cfg.time_min_period,
+                max_period=cfg.time_max_period,
+            )
+            self.flow = FlowMatchingHead(expert, cfg)
+        else:
+            if fast_tokenizer is None:
+                fast_tokenizer = self._fit_fast(cfg, action_chunks)
+            if (fast_tokenizer.horizon, fast_tokenizer.action_dim) != (
+                cfg.chunk_size,
+                cfg.resolved_action_dim,
+            ):
+                raise ModelConfigError(
+                    f"FAST tokenizer is for chunks {fast_tokenizer.horizon}x{fast_tokenizer.action_dim}, the model "
+                    f"predicts {cfg.chunk_size}x{cfg.resolved_action_dim} (model.chunk_size x action_dim)"
+                )
+            self.fast = FastActionHead(
+                fast_tokenizer, self.backbone.vocab_size, text_tokenizer.eos_id, cfg.fast_max_tokens
+            )
+        self.config = cfg
+        # The prefix functions, as attributes so that GraphedSampler can swap in compiled versions.
+        self.embed_prefix_fn = embed_prefix
+        self.encode_prefix_fn = encode_prefix
+
+    def _fit_fast(self, cfg: VLAConfig, action_chunks: np.ndarray | None) -> FASTTokenizer:
+        if action_chunks is None:
+            raise ModelConfigError("model.head=fast needs `fast_tokenizer` or `action_chunks` to fit one")
+        chunks = torch.as_tensor(np.asarray(action_chunks, dtype=np.float32))  # [N, H, A]
+        normalised = self.normalizer.normalize_action(chunks).numpy()
+        return FASTTokenizer.fit(normalised, vocab_size=cfg.fast_vocab_size, scale=cfg.fast_scale)
+
+    # ------------------------------------------------------------------ inputs
+
+    @property
+    def device(self) -> torch.device:
+        return self.normalizer.state_offset.device
+
+    def prepare_inputs(self, batch: dict[str, Any], training: bool = False) -> ModelInputs:
+        """Validate, normalise, tokenise and pad a batch (see vla.model.batch) -> static-shape tensors."""
+        cfg = self.config
+        tasks = validate_batch(batch, cfg, training)
+        device = self.device
+        images = torch.stack(
+            [batch[IMAGE_PREFIX + cam].to(device) for cam in cfg.cameras], dim=1
+        )  # [B, N, 3, H, W]
+        raw_state = batch[STATE].to(device)
+        b, s = raw_state.shape
+        state = torch.zeros((b, cfg.max_state_dim), device=device)
+        state[:, :s] = self.normalizer.normalize_state(raw_state)
+        state_mask = torch.zeros((b, cfg.max_state_dim), dtype=torch.bool, device=device)
+        state_mask[:, :s] = True
+        words = discretize_state(state[:, :s], cfg.state_bins) if cfg.state_mode == "discrete" else None
+        ids, valid = self.text_tokenizer.encode_prompts(tasks, words, cfg.max_text_tokens)
+        inputs = ModelInputs(images, ids.to(device), valid.to(device), state, state_mask)
+        if training:
+            raw_action = batch[ACTION].to(device)
+            a = raw_action.shape[-1]
+            actions = torch.zeros((b, cfg.chunk_size, cfg.max_action_dim), device=device)
+            actions[:, :, :a] = self.normalizer.normalize_action(raw_action)
+            dim_mask = torch.zeros((b, cfg.max_action_dim), dtype=torch.bool, device=device)
+            dim_mask[:, :a] = True
+            pad = batch.get(ACTION_IS_PAD)
+            inputs.actions, inputs.action_dim_mask = actions, dim_mask
+            inputs.action_is_pad = pad.to(device).bool() if pad is not None else None
+        return inputs
+
+    # ------------------------------------------------------------------ training
+
+    def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """Training loss on a batch with `action` (and optionally `action_is_pad`) -> {"loss": scalar, ...}."""
+        inputs = self.prepare_inputs(batch, training=True)
+        return self.loss_from_inputs(inputs)
+
+    def loss_from_inputs(self, inputs: ModelInputs, **flow_kwargs: torch.Tensor) -> dict[str, torch.Tensor]:
+        assert inputs.actions is not None and inputs.action_dim_mask is not None
+        prefix, layout = embed_prefix(self.backbone, self.state_proj, inputs)
+        if self.flow is not None:
+            return self.flow.loss(
+                self.backbone,
+                prefix,
+                layout,
+                inputs.actions,
+                inputs.action_is_pad,
+                inputs.action_dim_mask,
+                **flow_kwargs,
+            )
+        assert self.fast is not None
+        return self.fast.loss(
+            self.backbone, prefix, layout, inputs.actions[:, :, : self.config.resolved_action_dim]
+        )
+
+    # ------------------------------------------------------------------ inference
+
+    @torch.no_grad()
+    def sample_actions(
+        self,
+        batch: dict[str, Any],
+        num_steps: int | None = None,
+        use_cache: bool = True,
+        noise: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """-> [B, chunk_size, action_dim] float32 in dataset units. noise: [B, chunk_size, max_action_dim]."""
+        inputs = self.prepare_inputs(batch, training=False)
+        normalised = self.sample_from_inputs(inputs, num_steps, use_cache, noise)
+        return self.normalizer.unnormalize_action(normalised)
+
+    @torch.no_grad()
+    def sample_from_inputs(
+        self,
+        inputs: ModelInputs,
+        num_steps: int | None = None,
+        use_cache: bool = True,
+        noise: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The pure-tensor inference path (no validation, no tokenising): normalised [B, chunk, action_dim]."""
+        cfg = self.config
+        prefix, layout = self.embed_prefix_fn(self.backbone, self.state_proj, inputs)
+        if self.fast is not None:
+            return self.fast.generate(self.backbone, prefix, layout)
+        assert self.flow is not None
+        if noise is None:
+            noise = torch.randn((inputs.batch_size, cfg.chunk_size, cfg.max_action_dim), device=prefix.device)
+        steps = num_steps or cfg.num_steps
+        if use_cache:
+            _, cache = self.encode_prefix_fn(self.backbone, prefix, layout)
+            x = self.flow.sample(self.backbone, layout, noise, steps, cache=cache)
+        else:
+            x = self.flow.sample(self.backbone, layout, noise, steps, prefix=prefix)
+        return x[:, :, : cfg.resolved_action_dim]
+
+    def encode_observation(self, inputs: ModelInputs) -> tuple[KVCache, TokenLayout]:
+        """Prefix once per observation -> its key/value cache (for runners that denoise themselves)."""
+        prefix, layout = self.embed_prefix_fn(self.backbone, self.state_proj, inputs)
+        return self.encode_prefix_fn(self.backbone, prefix, layout)[1], layout
+
+    # ------------------------------------------------------------------ files
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Atomically write weights, resolved config, stats and tokenizers into `directory`."""
+        return checkpoint.save(self, Path(directory))
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> VLAModel:
+        """Load a directory written by save_pretrained (safetensors and JSON only; nothing is unpickled)."""
+        return checkpoint.load(cls, Path(directory), device)
+
+    def num_parameters(self, trainable_only: bool = False) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
+
+def _sync_backbone_fields(cfg: VLAConfig, backbone: Backbone) -> None:
+    """Write the backbone's real sizes into the resolved config (they differ from the fields when pretrained)."""
+    b = cfg.backbone
+    b.hidden_size, b.heads, b.kv_heads = backbone.hidden_size, backbone.num_heads, backbone.num_kv_heads
+    b.head_dim, b.vocab_size, b.image_size = backbone.head_dim, backbone.vocab_size, backbone.image_size
+    if b.pretrained:
+        b.layers = len(backbone.layers)
