@@ -1,5 +1,5 @@
 # Two commands set everything up on a fresh machine:
-#   make demo   record a demonstration dataset in simulation (the main job)
+#   make demo   record demonstrations, train the tiny VLA, evaluate it (the main job)
 #   make test   lint, type-check and run the whole test suite
 # Each installs what it needs first: system libraries (when root with apt-get), then .venv from requirements.lock.
 
@@ -26,10 +26,22 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-# Each run records into a new folder, so nothing recorded before is touched.
+# The main job: demonstrations -> training -> evaluation on held-out seeds, everything under outputs/demo.
+# Re-running it reuses what is there (the dataset, the checkpoints) and only does what is missing.
+DEMO ?= outputs/demo
+DEMO_TASK ?= touch
+DEMO_EPISODES ?= 100
+DEMO_STEPS ?= 3000
+DEMO_EVAL ?= 100
 demo: install
-	$(BIN)/vla-record env.task=pick policy=scripted episodes=50 \
-		dataset.root=outputs/demo/dataset-$$(date +%Y%m%d-%H%M%S) hydra.run.dir=outputs/demo/record-$$(date +%Y%m%d-%H%M%S)
+	@if [ ! -f $(DEMO)/dataset/meta/info.json ]; then \
+		$(BIN)/vla-record env.task=$(DEMO_TASK) policy=scripted episodes=$(DEMO_EPISODES) \
+			dataset.root=$(DEMO)/dataset hydra.run.dir=$(DEMO)/record; \
+	else echo "reusing the demonstrations in $(DEMO)/dataset"; fi
+	$(BIN)/vla-train dataset.root=$(DEMO)/dataset output_dir=$(DEMO)/train resume=true \
+		trainer.steps=$(DEMO_STEPS) trainer.save_every=1000 model.chunk_size=30
+	$(BIN)/vla-rollout env.task=$(DEMO_TASK) policy=vla policy.checkpoint=$(DEMO)/train/checkpoints/last \
+		policy.n_action_steps=10 episodes=$(DEMO_EVAL) videos=4 output_dir=$(DEMO)
 
 lint: install
 	$(BIN)/ruff check vla policies envs hardware tests bench

@@ -47,7 +47,14 @@ class CheckpointPolicy:
 def _cfg(tmp_path: Path, *overrides: str) -> DictConfig:
     with initialize_config_module(config_module="configs", version_base="1.3"):
         return compose(
-            "rollout", overrides=[f"output_dir={tmp_path / 'out'}", "progress=false", "videos=0", *overrides]
+            "rollout",
+            overrides=[
+                f"output_dir={tmp_path / 'out'}",
+                "policy=scripted",
+                "progress=false",
+                "videos=0",
+                *overrides,
+            ],
         )
 
 
@@ -60,7 +67,7 @@ def test_defaults_hold_out_seeds_and_film_a_few() -> None:
     with initialize_config_module(config_module="configs", version_base="1.3"):
         cfg = compose("rollout")
     assert cfg.episodes == 50 and cfg.seed == 100_000 and cfg.videos == 4 and cfg.tasks is None
-    assert cfg.env.task == "pick" and cfg.policy._target_ == "policies.scripted.ScriptedExpert"
+    assert cfg.env.task == "pick" and cfg.policy._target_ == "policies.vla.VLAPolicy"
 
 
 def test_scripted_touch_report_and_videos(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ def _env() -> dict[str, str]:
 
 def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [EXE, f"output_dir={tmp_path / 'out'}", *args],
+        [EXE, f"output_dir={tmp_path / 'out'}", "policy=scripted", *args],
         cwd=tmp_path,
         env=_env(),
         capture_output=True,
@@ -76,6 +76,7 @@ def test_sigint_finishes_the_episode_and_writes_a_partial_report(tmp_path: Path)
         [
             EXE,
             f"output_dir={out}",
+            "policy=scripted",
             "env._target_=tests.fakes.FakeTabletop",
             "env.image_size=16",
             "+env.step_delay_s=0.01",

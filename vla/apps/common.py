@@ -10,11 +10,20 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any, TypeVar
 
+from omegaconf import OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
 from vla.errors import VLAError
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _value_or(value: Any, default: Any) -> Any:
+    return default if value is None or value == "" else value
+
+
+# `${vla.or:${output_dir},outputs/train/...}`: hydra's run dir follows output_dir when one is given.
+OmegaConf.register_new_resolver("vla.or", _value_or, replace=True)
 
 
 def user_errors(app_name: str) -> Callable[[F], F]:

@@ -155,8 +155,10 @@ def open_for_recording(
     Raises DatasetWriterError, naming the field and the fix, for a root that cannot be written, one that
     already holds a dataset without `resume=true`, or one whose dataset has another schema.
     """
+    import datasets
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
+    datasets.disable_progress_bars()  # one progress bar (ours), not one per saved episode
     root = Path(root).expanduser().absolute()
     if use_videos:
         for key in camera_keys(features):

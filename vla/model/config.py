@@ -10,13 +10,15 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from vla.errors import VLAError
+
 FAMILIES = ("smolvlm", "paligemma")
 STATE_MODES = ("continuous", "discrete")
 HEADS = ("flow", "fast")
 NORMALIZATIONS = ("mean_std", "quantile")
 
 
-class ModelConfigError(ValueError):
+class ModelConfigError(VLAError, ValueError):
     """A model config value that cannot work; the message names the field and the fix."""
 
 

@@ -129,7 +129,13 @@ class VLAModel(nn.Module):
             raise ModelConfigError("model.head=fast needs `fast_tokenizer` or `action_chunks` to fit one")
         chunks = torch.as_tensor(np.asarray(action_chunks, dtype=np.float32))  # [N, H, A]
         normalised = self.normalizer.normalize_action(chunks).numpy()
-        return FASTTokenizer.fit(normalised, vocab_size=cfg.fast_vocab_size, scale=cfg.fast_scale)
+        try:
+            return FASTTokenizer.fit(normalised, vocab_size=cfg.fast_vocab_size, scale=cfg.fast_scale)
+        except ValueError as e:  # the dataset's actions do not fit the configured quantisation
+            raise ModelConfigError(
+                f"cannot fit the FAST tokenizer with model.fast_scale={cfg.fast_scale}, "
+                f"model.fast_vocab_size={cfg.fast_vocab_size}: {e}"
+            ) from None
 
     # ------------------------------------------------------------------ inputs
 

@@ -1,0 +1,97 @@
+"""The VLA policy: a trained checkpoint behind the Policy protocol.
+
+Pre-processing turns a Robot observation (H×W×3 uint8 frames, a state vector) into the model's batch
+contract; post-processing returns the first `n_action_steps` actions of the sampled chunk, in the robot's
+units (the model un-normalises).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vla.errors import VLAError
+from vla.robot import IMAGE_PREFIX, STATE
+
+
+def _device(requested: str) -> torch.device:
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(requested)
+
+
+class VLAPolicy:
+    def __init__(
+        self,
+        robot: Any = None,
+        checkpoint: str = "",
+        device: str = "auto",
+        num_steps: int | None = None,
+        n_action_steps: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        from vla.model.vla import VLAModel
+
+        path = Path(checkpoint).expanduser()
+        if not checkpoint or not (path / "config.json").is_file():
+            raise VLAError(
+                f"policy.checkpoint={checkpoint!r}: not a checkpoint directory (no config.json there)"
+            )
+        self.device = _device(device)
+        self.model = VLAModel.from_pretrained(path, device=self.device).eval()
+        cfg = self.model.config
+        self.cameras = list(cfg.cameras)
+        self.num_steps = num_steps
+        self.n_action_steps = int(n_action_steps or cfg.chunk_size)
+        if not 1 <= self.n_action_steps <= cfg.chunk_size:
+            raise VLAError(
+                f"policy.n_action_steps={n_action_steps}: must be in 1..{cfg.chunk_size} (model.chunk_size)"
+            )
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        self.task: str = ""
+        if robot is not None:
+            self._check_robot(robot.observation_features, robot.action_features)
+
+    def _check_robot(self, obs_features: dict, action_features: dict) -> None:
+        cfg = self.model.config
+        for cam in self.cameras:
+            key = IMAGE_PREFIX + cam
+            if key not in obs_features:
+                have = [k for k in obs_features if k.startswith(IMAGE_PREFIX)]
+                raise VLAError(f"the checkpoint needs camera {key}; the robot has {have}")
+            h, w = obs_features[key]["shape"][:2]
+            if cfg.image_size is not None and [h, w] != list(cfg.image_size):
+                raise VLAError(
+                    f"{key} is {h}x{w} on the robot; the checkpoint was trained on "
+                    f"{cfg.image_size[0]}x{cfg.image_size[1]} (set env.image_size)"
+                )
+        dim = action_features["action"]["shape"][0]
+        if dim != cfg.resolved_action_dim:
+            raise VLAError(
+                f"the robot takes {dim}-D actions; the checkpoint predicts {cfg.resolved_action_dim}-D"
+            )
+
+    def reset(self, task: str | None = None) -> None:
+        self.task = task or ""
+
+    def to_batch(self, observation: dict[str, np.ndarray]) -> dict[str, Any]:
+        """One Robot observation → a batch of one (the model's contract)."""
+        batch: dict[str, Any] = {"task": [self.task]}
+        state = torch.as_tensor(np.asarray(observation[STATE], dtype=np.float32))
+        batch[STATE] = state[None].to(self.device)  # [1, S]
+        for cam in self.cameras:
+            frame = torch.as_tensor(observation[IMAGE_PREFIX + cam])  # [H, W, 3] uint8
+            batch[IMAGE_PREFIX + cam] = (frame.permute(2, 0, 1)[None].float() / 255.0).to(self.device)
+        return batch
+
+    @torch.no_grad()
+    def select_chunk(self, observation: dict[str, np.ndarray]) -> np.ndarray:
+        cfg = self.model.config
+        noise = torch.randn(
+            (1, cfg.chunk_size, cfg.max_action_dim), generator=self.generator, device=self.device
+        )
+        chunk = self.model.sample_actions(self.to_batch(observation), num_steps=self.num_steps, noise=noise)
+        return chunk[0, : self.n_action_steps].float().cpu().numpy()  # [n_action_steps, A]

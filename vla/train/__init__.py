@@ -1,0 +1,1 @@
+"""Training the VLA on LeRobot datasets: data, augmentation, the loop, checkpoints, distribution."""

@@ -1,0 +1,322 @@
+"""The training loop: data → augment → VLA loss → AdamW with warm-up + cosine, checkpoints, logs.
+
+One process or many (torchrun): rank 0 writes checkpoints and logs; every rank reads its own shard of
+each epoch. Resuming restores model, optimiser, scheduler, RNG and the data position, so a resumed run
+follows the schedule of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from vla.apps.common import GracefulStop
+from vla.errors import VLAError
+from vla.train import distributed, state
+from vla.train.augment import AugmentConfig, augment_images
+from vla.train.data import (
+    DatasetSpec,
+    fresh_video_decoders,
+    inspect_dataset,
+    model_batch,
+    open_dataset,
+    sample_action_chunks,
+)
+from vla.train.sampler import ResumableShuffleSampler
+
+
+@dataclass
+class TrainResult:
+    output_dir: Path
+    last_checkpoint: Path | None
+    steps: int
+    final_loss: float
+    samples_per_s: float
+    interrupted: bool
+
+
+def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:
+    """Linear warm-up to 1, then cosine to `min_ratio` at `total` (a pure function of the step)."""
+    if warmup > 0 and step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def _hydra_output_dir() -> str:
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        raise VLAError("output_dir is required outside a hydra app; pass output_dir=...")
+    return str(HydraConfig.get().runtime.output_dir)
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    return {
+        k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()
+    }
+
+
+def _model_config(cfg: DictConfig, spec: DatasetSpec) -> Any:
+    """The requested model config with what the dataset decides: cameras, image size, dims."""
+    from vla.model.config import coerce_config
+
+    model_cfg = coerce_config(OmegaConf.to_container(cfg.model, resolve=True))
+    model_cfg.cameras = list(spec.cameras)
+    model_cfg.image_size = list(spec.image_size)
+    model_cfg.state_dim = spec.state_dim
+    model_cfg.action_dim = spec.action_dim
+    return model_cfg
+
+
+def _check_same_model(requested: dict[str, Any], saved: dict[str, Any], where: Path) -> None:
+    def flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+        return out
+
+    a, b = flat(requested), flat(saved)
+    diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    if diff:
+        k = diff[0]
+        raise VLAError(
+            f"checkpoint {where} was trained with another model config (model.{k}={b.get(k)!r} there, "
+            f"{a.get(k)!r} here{f'; {len(diff) - 1} more differences' if len(diff) > 1 else ''}); "
+            "resume with the same model, or choose a new output_dir"
+        )
+
+
+class _Logger:
+    """train_metrics.jsonl always; TensorBoard and wandb when asked (rank 0 only)."""
+
+    def __init__(self, out: Path, cfg: DictConfig, enabled: bool) -> None:
+        self.enabled = enabled
+        self.tb = self.wandb = None
+        if not enabled:
+            return
+        self.jsonl = open(out / "train_metrics.jsonl", "a", buffering=1)  # noqa: SIM115 - closed in close()
+        if cfg.trainer.tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(out / "tensorboard"))
+            except ImportError:
+                print("tensorboard is not installed; logging to train_metrics.jsonl only")
+        if cfg.trainer.wandb:
+            try:
+                import wandb
+            except ImportError:
+                raise VLAError("trainer.wandb=true needs the `wandb` package: pip install wandb") from None
+            self.wandb = wandb.init(
+                project="vla", dir=str(out), config=OmegaConf.to_container(cfg, resolve=True)
+            )
+
+    def log(self, record: dict[str, float]) -> None:
+        if not self.enabled:
+            return
+        self.jsonl.write(json.dumps(record) + "\n")
+        step = int(record["step"])
+        for k, v in record.items():
+            if k != "step" and self.tb is not None:
+                self.tb.add_scalar(f"train/{k}", v, step)
+        if self.wandb is not None:
+            self.wandb.log(record, step=step)
+
+    def close(self) -> None:
+        if self.enabled:
+            self.jsonl.close()
+            if self.tb is not None:
+                self.tb.close()
+            if self.wandb is not None:
+                self.wandb.finish()
+
+
+def train(cfg: DictConfig) -> TrainResult:
+    from tqdm import tqdm
+
+    from vla.model.vla import VLAModel
+
+    t = cfg.trainer
+    if t.steps <= 0 or t.batch_size <= 0 or t.grad_accum <= 0 or t.save_every <= 0:
+        raise VLAError(
+            "trainer.steps, trainer.batch_size, trainer.grad_accum and trainer.save_every must be ≥ 1"
+        )
+    if t.strategy not in ("ddp", "fsdp"):
+        raise VLAError(f"trainer.strategy={t.strategy!r}: choose ddp or fsdp")
+    info = distributed.setup(t.device)
+    out = Path(cfg.output_dir or _hydra_output_dir()).expanduser().absolute()
+    ckpt_root = out / "checkpoints"
+    chunk = int(cfg.model.chunk_size)
+    spec = inspect_dataset(cfg.dataset.repo_id, cfg.dataset.root, chunk)
+    model_cfg = _model_config(cfg, spec)
+    requested_model = OmegaConf.to_container(cfg.model, resolve=True)
+
+    resume_from = state.find_last(ckpt_root) if cfg.resume else None
+    if not cfg.resume and state.find_last(ckpt_root) is not None:
+        raise VLAError(
+            f"output_dir={out} already holds checkpoints; pass resume=true or choose a new output_dir"
+        )
+    _seed_everything(t.seed + info.rank)
+    dataset = open_dataset(spec, chunk, cfg.dataset.episodes)
+    if resume_from is not None:
+        saved = json.loads((resume_from / state.STATE_FILE).read_text())["train_config"]["model"]
+        _check_same_model(requested_model, saved, resume_from)  # type: ignore[arg-type]
+        model = VLAModel.from_pretrained(resume_from)
+    else:
+        chunks = (
+            sample_action_chunks(dataset, spec, chunk, 4096, t.seed) if model_cfg.head == "fast" else None
+        )
+        model = VLAModel(model_cfg, stats=spec.stats, tasks=spec.tasks, action_chunks=chunks)
+    model.to(info.device).train()
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    o = cfg.optim
+    optimizer = torch.optim.AdamW(
+        params, lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_factor(s, o.warmup_steps, t.steps, o.min_lr_ratio)
+    )
+    progress = {"step": 0, "epoch": 0, "position": 0, "samples": 0}
+    ema: dict[str, torch.Tensor] | None = None
+    if t.ema_decay:
+        ema = {n: p.detach().float().clone() for n, p in model.named_parameters() if p.requires_grad}
+    if resume_from is not None:
+        progress = state.load_train_state(resume_from, optimizer, scheduler)["progress"]
+        if ema is not None:
+            ema = {k: v.to(info.device) for k, v in (state.load_ema(resume_from) or ema).items()}
+        _seed_everything(t.seed + info.rank + progress["step"])  # fresh randomness after the resume point
+    if info.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        state.clean_temporaries(ckpt_root)
+        (out / "train_config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    net = distributed.wrap(model, info, t.strategy)
+    sampler = ResumableShuffleSampler(len(dataset), t.seed, info.rank, info.world_size)
+    loader_kwargs: dict[str, Any] = {
+        "batch_size": t.batch_size,
+        "sampler": sampler,
+        "drop_last": True,
+        "num_workers": t.num_workers,
+        "pin_memory": info.device.type == "cuda",
+    }
+    if t.num_workers > 0:
+        loader_kwargs["worker_init_fn"] = fresh_video_decoders
+    loader = torch.utils.data.DataLoader(dataset, **loader_kwargs)
+    per_epoch = sampler.per_rank // t.batch_size
+    if per_epoch == 0:
+        raise VLAError(
+            f"trainer.batch_size={t.batch_size} is larger than the dataset's share per rank "
+            f"({sampler.per_rank} samples); lower it"
+        )
+
+    def batches():
+        while True:
+            sampler.set_position(progress["epoch"], progress["position"])
+            for raw in loader:
+                progress["position"] += t.batch_size
+                yield raw
+            progress["epoch"] += 1
+            progress["position"] = 0
+
+    aug = AugmentConfig(**OmegaConf.to_container(cfg.augment))  # type: ignore[arg-type]
+    autocast = info.device.type == "cuda" and t.bf16
+    logger = _Logger(out, cfg, info.is_main)
+    train_config: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+    last_ckpt = resume_from
+    loss_value, rate, interrupted = float("nan"), 0.0, False
+    step = progress["step"]
+    bar = tqdm(
+        total=t.steps,
+        initial=step,
+        desc="training",
+        unit="step",
+        dynamic_ncols=True,
+        disable=not (t.progress and info.is_main),
+    )
+
+    def checkpoint(at: int) -> Path | None:
+        if not info.is_main:
+            return None
+        progress["step"] = at
+        return state.save_checkpoint(
+            ckpt_root, at, model, optimizer, scheduler, dict(progress), train_config, ema
+        )
+
+    stream = batches()
+    window_start, window_samples = time.perf_counter(), 0
+    try:
+        with GracefulStop("saving a checkpoint and stopping after this step") as stop:
+            while step < t.steps:
+                optimizer.zero_grad(set_to_none=True)
+                total = 0.0
+                for micro in range(t.grad_accum):
+                    batch = _to_device(model_batch(next(stream), spec.cameras), info.device)
+                    batch = augment_images(batch, spec.cameras, aug)
+                    sync = micro == t.grad_accum - 1 or not info.enabled
+                    no_sync = getattr(net, "no_sync", None)
+                    ctx = no_sync() if not sync and callable(no_sync) else nullcontext()
+                    with ctx, torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
+                        loss = net(batch)["loss"] / t.grad_accum
+                    loss.backward()
+                    total += float(loss.detach())
+                grad_norm = torch.nn.utils.clip_grad_norm_(params, o.grad_clip) if o.grad_clip > 0 else None
+                optimizer.step()
+                scheduler.step()
+                step += 1
+                progress["step"] = step
+                progress["samples"] += t.batch_size * t.grad_accum * info.world_size
+                window_samples += t.batch_size * t.grad_accum * info.world_size
+                if ema is not None:
+                    with torch.no_grad():
+                        for n, p in model.named_parameters():
+                            if n in ema:
+                                ema[n].lerp_(p.detach().float(), 1.0 - t.ema_decay)
+                loss_value = total
+                if step % t.log_every == 0 or step == t.steps:
+                    elapsed = time.perf_counter() - window_start
+                    rate = window_samples / max(elapsed, 1e-9)
+                    window_start, window_samples = time.perf_counter(), 0
+                    record = {
+                        "step": step,
+                        "loss": loss_value,
+                        "lr": scheduler.get_last_lr()[0],
+                        "samples_per_s": rate,
+                    }
+                    if grad_norm is not None:
+                        record["grad_norm"] = float(grad_norm)
+                    logger.log(record)
+                    bar.set_postfix(
+                        loss=f"{loss_value:.4f}", lr=f"{record['lr']:.2e}", sps=f"{rate:.1f}", refresh=False
+                    )
+                bar.update(1)
+                if step % t.save_every == 0 or step == t.steps or stop.requested:
+                    last_ckpt = checkpoint(step) or last_ckpt
+                if stop.requested:
+                    interrupted = True
+                    break
+    finally:
+        bar.close()
+        logger.close()
+    if t.rank_checksums:
+        (out / f"rank{info.rank}_checksum.json").write_text(
+            json.dumps({"rank": info.rank, "step": step, "checksum": distributed.params_checksum(model)})
+        )
+    distributed.teardown(info)
+    return TrainResult(out, last_ckpt, step, loss_value, rate, interrupted)
