@@ -34,6 +34,7 @@ class TrainerConfig:
     batch_size: int = 16  # per rank, per micro-batch
     grad_accum: int = 1  # micro-batches per optimiser step
     num_workers: int = 2  # data-loading processes per rank (video decoding happens there)
+    cpu_threads: int | None = None  # torch threads on CPU; None: the cores left over by the loader workers
     save_every: int = 500  # checkpoint period in steps (and always at the end)
     log_every: int = 10
     device: str = "auto"  # auto | cpu | cuda | cuda:N
