@@ -2,7 +2,8 @@
 
 Pre-processing turns a Robot observation (H×W×3 uint8 frames, a state vector) into the model's batch
 contract; post-processing returns the first `n_action_steps` actions of the sampled chunk, in the robot's
-units (the model un-normalises).
+units (the model un-normalises). `select_chunk_guided` is real-time chunking (the runner's `rtc` strategy):
+the whole chunk, inpainted so that its first rows continue the previous chunk.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class VLAPolicy:
         num_steps: int | None = None,
         n_action_steps: int | None = None,
         seed: int = 0,
+        rtc_beta: float = 5.0,
     ) -> None:
         from vla.model.vla import VLAModel
 
@@ -51,6 +53,7 @@ class VLAPolicy:
                 f"policy.n_action_steps={n_action_steps}: must be in 1..{cfg.chunk_size} (model.chunk_size)"
             )
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        self.rtc_beta = float(rtc_beta)  # the runner sets it from runner.rtc_beta
         self.task: str = ""
         if robot is not None:
             self._check_robot(robot.observation_features, robot.action_features)
@@ -87,11 +90,39 @@ class VLAPolicy:
             batch[IMAGE_PREFIX + cam] = (frame.permute(2, 0, 1)[None].float() / 255.0).to(self.device)
         return batch
 
+    def _noise(self) -> torch.Tensor:
+        cfg = self.model.config
+        shape = (1, cfg.chunk_size, cfg.max_action_dim)
+        return torch.randn(shape, generator=self.generator, device=self.device)  # [1, H, A_max]
+
     @torch.no_grad()
     def select_chunk(self, observation: dict[str, np.ndarray]) -> np.ndarray:
-        cfg = self.model.config
-        noise = torch.randn(
-            (1, cfg.chunk_size, cfg.max_action_dim), generator=self.generator, device=self.device
-        )
+        noise = self._noise()
         chunk = self.model.sample_actions(self.to_batch(observation), num_steps=self.num_steps, noise=noise)
         return chunk[0, : self.n_action_steps].float().cpu().numpy()  # [n_action_steps, A]
+
+    @torch.no_grad()
+    def select_chunk_guided(
+        self,
+        observation: dict[str, np.ndarray],
+        prev_chunk: np.ndarray,
+        inference_delay: int,
+        execution_horizon: int,
+    ) -> np.ndarray:
+        """Real-time chunking: prev_chunk [H', A] in robot units, row 0 at this observation's tick (rows
+        past its end repeat its last action); rows [0, d) are frozen, [d, H - s) decay, the rest are free.
+        -> the whole chunk [H, A] (not cut to n_action_steps: the runner schedules it)."""
+        from vla.model.flow import RTCGuidance
+        from vla.runner.rtc import guidance_weights
+
+        h = self.model.config.chunk_size
+        prev = np.asarray(prev_chunk, dtype=np.float32)
+        prev = prev[np.clip(np.arange(h), 0, len(prev) - 1)]  # [H, A]
+        target = self.model.normalizer.normalize_action(torch.as_tensor(prev, device=self.device)[None])
+        d = int(np.clip(inference_delay, 0, h))
+        weights = guidance_weights(h, d, int(np.clip(execution_horizon, 0, h)))  # [H]
+        guidance = RTCGuidance(target, torch.as_tensor(weights, device=self.device), self.rtc_beta)
+        chunk = self.model.sample_actions(
+            self.to_batch(observation), num_steps=self.num_steps, noise=self._noise(), guidance=guidance
+        )
+        return chunk[0].float().cpu().numpy()  # [H, A]

@@ -10,6 +10,10 @@ so checkpoints are compared on the same scenes. Success is LeRobot's rule: `is_s
 episode and, with `checkpoints`, per checkpoint (plus `success_vs_step.svg`); the first `videos`
 episodes per task are saved as mp4 (front | wrist). Ctrl-C stops after the current episode and the
 partial report is written with `"interrupted": true`.
+
+Episodes run through the real-time runner (`runner.*`: strategy sync|async|rtc|ensemble, rate_hz,
+extra_latency_ms, realtime, ...); `<output_dir>/runner_metrics.json` holds its metrics over the whole run,
+and report.json repeats them under `runner`.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +38,7 @@ from vla.apps.common import GracefulStop, instantiate, user_errors
 from vla.errors import VLAError
 from vla.metrics import wilson_interval
 from vla.plot import success_vs_step_svg
+from vla.runner.config import RunnerConfig
 
 APP = "vla-rollout"
 
@@ -50,6 +55,7 @@ class RolloutConfig:
     max_steps: int | None = None
     progress: bool = True
     output_dir: str = MISSING
+    runner: RunnerConfig = field(default_factory=RunnerConfig)
 
 
 ConfigStore.instance().store(name="rollout_schema", node=RolloutConfig)
@@ -158,35 +164,45 @@ def per_task(episodes: list[dict[str, Any]], tasks: list[str]) -> dict[str, dict
     return {t: summarize([e for e in episodes if e["task"] == t]) for t in tasks}
 
 
-def _run_one(robot: Any, policy: Any, seed: int, max_steps: int | None, video: Any) -> Any:
-    """The one place an episode is run (the real-time runner will replace `run_episode` here)."""
-    from vla.episode import run_episode
+def _run_one(runner: Any, seed: int, max_steps: int | None, video: Any) -> Any:
+    """The one place an episode is run: through the real-time runner."""
     from vla.robot import camera_keys
-    from vla.video import side_by_side
 
-    cams = camera_keys(robot.observation_features)
+    cams = camera_keys(runner.robot.observation_features)
 
     def on_step(observation: dict[str, np.ndarray], action: np.ndarray) -> None:
+        from vla.video import side_by_side
+
         video.add(side_by_side([observation[k] for k in cams]))  # [H, W_front + W_wrist, 3]
 
-    return run_episode(robot, policy, seed, on_step=on_step if video and cams else None, max_steps=max_steps)
+    return runner.run_episode(seed, max_steps=max_steps, on_step=on_step if video and cams else None)
 
 
 def _episodes(
-    cfg: DictConfig, robot: Any, policy: Any, task: str, out: Path, videos: Path, stop: GracefulStop
+    cfg: DictConfig,
+    robot: Any,
+    policy: Any,
+    task: str,
+    out: Path,
+    videos: Path,
+    stop: GracefulStop,
+    live: tuple[Any, Any],
 ) -> Iterator[dict[str, Any]]:
     """Run one task's episodes until done or a stop request, yielding a record for each; the first
-    `cfg.videos` are filmed into `out / videos`."""
+    `cfg.videos` are filmed into `out / videos`. live: (the run's RunnerMetrics, a status callback)."""
+    from vla.runner import Runner
     from vla.video import VideoWriter
 
+    runner = None
     try:
         robot.connect()
+        runner = Runner(robot, policy, RunnerConfig.from_any(cfg.runner), recorder=live[0], on_status=live[1])
         for i in range(cfg.episodes):
             if stop.requested:
                 return
             video = VideoWriter(out / videos / f"{task}_ep{i}.mp4", robot.fps) if i < cfg.videos else None
             try:
-                result = _run_one(robot, policy, cfg.seed + i, cfg.max_steps, video)
+                result = _run_one(runner, cfg.seed + i, cfg.max_steps, video)
             except BaseException:
                 if video is not None:
                     video.discard()
@@ -204,6 +220,8 @@ def _episodes(
                 "video": str(name) if name else None,  # relative to output_dir
             }
     finally:
+        if runner is not None:
+            runner.close()
         robot.disconnect()
 
 
@@ -211,7 +229,10 @@ def rollout(cfg: DictConfig) -> dict[str, Any]:
     """Run the evaluation, write report.json (and videos, plot) under cfg.output_dir; returns the report."""
     from tqdm import tqdm
 
+    from vla.runner import RunnerMetrics
+
     tasks, checkpoints = _validate(cfg)
+    RunnerConfig.from_any(cfg.runner)  # a bad runner.* fails before anything is built
     out = Path(cfg.output_dir).absolute()
     _prepare_output_dir(out)
     robots: dict[str, Any] = {}
@@ -234,6 +255,12 @@ def rollout(cfg: DictConfig) -> dict[str, Any]:
     bar = tqdm(
         total=total, desc="rollout", unit="ep", disable=not cfg.progress, dynamic_ncols=True, file=sys.stderr
     )
+    recorder = RunnerMetrics()
+
+    def show(status: dict[str, Any]) -> None:  # the runner calls it at most every runner.status_every_s
+        wins = sum(e["success"] for e in per_episode)
+        bar.set_postfix(success=f"{wins}/{len(per_episode)}", **status, refresh=True)
+
     with GracefulStop("stopping after this episode (Ctrl-C again to abort it)") as stop:
         try:
             for g, (c, ckpt, task) in enumerate(groups):
@@ -241,7 +268,8 @@ def rollout(cfg: DictConfig) -> dict[str, Any]:
                     break
                 videos = Path("videos") if ckpt is None else Path("videos", f"{c}_{Path(ckpt).name}")
                 policy = first_policy if g == 0 else build_policy(ckpt, task)
-                for record in _episodes(cfg, robots[task], policy, task, out, videos, stop):
+                live = (recorder, show if cfg.progress else None)
+                for record in _episodes(cfg, robots[task], policy, task, out, videos, stop, live):
                     per_episode.append({"checkpoint": ckpt, **record})
                     wins = sum(e["success"] for e in per_episode)
                     bar.set_postfix(task=task, success=f"{wins}/{len(per_episode)}", refresh=False)
@@ -252,6 +280,8 @@ def rollout(cfg: DictConfig) -> dict[str, Any]:
             bar.close()
     report = _report(cfg, tasks, checkpoints, per_episode, out)
     report.update(interrupted=len(per_episode) < total, seconds=time.perf_counter() - started)
+    report["runner"] = {"config": OmegaConf.to_container(cfg.runner, resolve=True), **recorder.summary()}
+    recorder.write(out / "runner_metrics.json")
     write_json_atomic(out / "report.json", report)
     return report
 

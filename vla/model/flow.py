@@ -6,9 +6,15 @@
 The expert's noisy-action tokens attend to the backbone's keys/values through `attention.joint_forward`. The
 denoising step (`velocity`) takes either the prefix hidden states (uncached: the joint pass is recomputed)
 or the prefix's KVCache (cached: only the action tokens run), and training uses the same joint pass.
+
+Real-time chunking (Black, Galliker, Levine 2025) is an option of the one sampler: `RTCGuidance` pulls the
+chunk's first rows towards actions already committed (inpainting), with the ΠGDM-style vector-Jacobian
+correction of the paper (one backward through the denoising step; the prefix cache stays fixed).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -18,6 +24,25 @@ from vla.model.backbone import Backbone
 from vla.model.config import VLAConfig
 from vla.model.expert import ActionExpert
 from vla.model.prefix import suffix_layout
+
+
+@dataclass
+class RTCGuidance:
+    """Inpainting target for real-time chunking (the runner's `rtc` strategy).
+
+    target: [B, H, A] normalised actions to match, A <= max_action_dim (the real action dims);
+    weights: [H] or [B, H] per-row weights (1: frozen, decaying over the overlap, 0: free);
+    beta: clip on the guidance scale (the paper's β).
+    """
+
+    target: torch.Tensor
+    weights: torch.Tensor
+    beta: float = 5.0
+
+    def scale(self, t: torch.Tensor) -> torch.Tensor:
+        """t [B] (1 = noise) -> min(β, (1-τ) / (τ r²)) with τ = 1 - t, r² = (1-τ)² / (τ² + (1-τ)²)."""
+        ratio = (t.square() + (1 - t).square()) / (t * (1 - t)).clamp(min=1e-6)
+        return ratio.clamp(max=self.beta)
 
 
 class FlowMatchingHead(nn.Module):
@@ -99,12 +124,41 @@ class FlowMatchingHead(nn.Module):
         num_steps: int,
         prefix: torch.Tensor | None = None,
         cache: KVCache | None = None,
+        guidance: RTCGuidance | None = None,
     ) -> torch.Tensor:
-        """Euler integration from noise [B, H, A] at t = 1 to actions at t = 0 -> [B, H, A] normalised."""
+        """Euler integration from noise [B, H, A] at t = 1 to actions at t = 0 -> [B, H, A] normalised.
+        With `guidance`, each step's velocity is corrected towards its target (real-time chunking)."""
         x = noise.float()
         dt = -1.0 / num_steps
         for step in range(num_steps):
             t = torch.full((x.shape[0],), 1.0 + step * dt, device=x.device)
-            v = self.velocity(backbone, x, t, prefix_layout, prefix=prefix, cache=cache)
+            if guidance is None:
+                v = self.velocity(backbone, x, t, prefix_layout, prefix=prefix, cache=cache)
+            else:
+                v = self._guided_velocity(guidance, backbone, x, t, prefix_layout, prefix, cache)
             x = x + dt * v
         return x
+
+    def _guided_velocity(
+        self,
+        guidance: RTCGuidance,
+        backbone: Backbone,
+        x_t: torch.Tensor,
+        t: torch.Tensor,
+        prefix_layout: TokenLayout,
+        prefix: torch.Tensor | None,
+        cache: KVCache | None,
+    ) -> torch.Tensor:
+        """ΠGDM guidance in this file's convention (t = 1 is noise, v = noise - actions):
+        v - c(t) · Jᵀ (W ⊙ (Y - â)), with â = x_t - t v the one-step estimate of the clean chunk."""
+        a = guidance.target.shape[-1]
+        weights = guidance.weights.to(x_t.device, torch.float32)
+        weights = weights[None, :, None] if weights.ndim == 1 else weights[:, :, None]  # [B|1, H, 1]
+        with torch.enable_grad():
+            x_in = x_t.detach().requires_grad_(True)
+            v = self.velocity(backbone, x_in, t, prefix_layout, prefix=prefix, cache=cache)  # [B, H, A_max]
+            denoised = x_in - t[:, None, None] * v  # [B, H, A_max]
+            error = torch.zeros_like(denoised)
+            error[:, :, :a] = (guidance.target.to(denoised) - denoised[:, :, :a].detach()) * weights
+            (vjp,) = torch.autograd.grad(denoised, x_in, grad_outputs=error)  # [B, H, A_max]
+        return (v - guidance.scale(t)[:, None, None] * vjp).detach()

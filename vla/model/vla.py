@@ -34,7 +34,7 @@ from vla.model.config import ModelConfigError, VLAConfig, coerce_config
 from vla.model.expert import ActionExpert
 from vla.model.fast import FASTTokenizer
 from vla.model.fast_head import FastActionHead
-from vla.model.flow import FlowMatchingHead
+from vla.model.flow import FlowMatchingHead, RTCGuidance
 from vla.model.normalize import Normalizer
 from vla.model.prefix import StateProjection, embed_prefix, encode_prefix
 from vla.model.tokenizer import TextTokenizer, discretize_state
@@ -206,10 +206,12 @@ class VLAModel(nn.Module):
         num_steps: int | None = None,
         use_cache: bool = True,
         noise: torch.Tensor | None = None,
+        guidance: RTCGuidance | None = None,
     ) -> torch.Tensor:
-        """-> [B, chunk_size, action_dim] float32 in dataset units. noise: [B, chunk_size, max_action_dim]."""
+        """-> [B, chunk_size, action_dim] float32 in dataset units. noise: [B, chunk_size, max_action_dim].
+        guidance: real-time chunking target in normalised units (flow head only; see vla.model.flow)."""
         inputs = self.prepare_inputs(batch, training=False)
-        normalised = self.sample_from_inputs(inputs, num_steps, use_cache, noise)
+        normalised = self.sample_from_inputs(inputs, num_steps, use_cache, noise, guidance)
         return self.normalizer.unnormalize_action(normalised)
 
     @torch.no_grad()
@@ -219,11 +221,14 @@ class VLAModel(nn.Module):
         num_steps: int | None = None,
         use_cache: bool = True,
         noise: torch.Tensor | None = None,
+        guidance: RTCGuidance | None = None,
     ) -> torch.Tensor:
         """The pure-tensor inference path (no validation, no tokenising): normalised [B, chunk, action_dim]."""
         cfg = self.config
         prefix, layout = self.embed_prefix_fn(self.backbone, self.state_proj, inputs)
         if self.fast is not None:
+            if guidance is not None:
+                raise ModelConfigError("guided sampling (real-time chunking) needs model.head=flow")
             return self.fast.generate(self.backbone, prefix, layout)
         assert self.flow is not None
         if noise is None:
@@ -231,9 +236,9 @@ class VLAModel(nn.Module):
         steps = num_steps or cfg.num_steps
         if use_cache:
             _, cache = self.encode_prefix_fn(self.backbone, prefix, layout)
-            x = self.flow.sample(self.backbone, layout, noise, steps, cache=cache)
+            x = self.flow.sample(self.backbone, layout, noise, steps, cache=cache, guidance=guidance)
         else:
-            x = self.flow.sample(self.backbone, layout, noise, steps, prefix=prefix)
+            x = self.flow.sample(self.backbone, layout, noise, steps, prefix=prefix, guidance=guidance)
         return x[:, :, : cfg.resolved_action_dim]
 
     def encode_observation(self, inputs: ModelInputs) -> tuple[KVCache, TokenLayout]:
