@@ -170,7 +170,30 @@ class Backbone(nn.Module):
             backbone.vision.requires_grad_(False)
         if cfg.freeze_language:
             backbone.requires_grad_(False)
+        if cfg.lora_rank > 0:
+            backbone.add_lora(cfg)
         return backbone
+
+    def add_lora(self, cfg: BackboneConfig) -> None:
+        """LoRA adapters (peft) on the language layers' projections; every other backbone weight of the
+        language model freezes (the vision tower follows `freeze_vision`)."""
+        from peft import LoraConfig, inject_adapter_in_model
+
+        if cfg.lora_rank < 0:
+            raise ModelConfigError(f"model.backbone.lora_rank={cfg.lora_rank}: must be ≥ 0")
+        lora = LoraConfig(
+            r=cfg.lora_rank,
+            lora_alpha=cfg.lora_alpha,
+            lora_dropout=cfg.lora_dropout,
+            target_modules=list(cfg.lora_targets),
+        )
+        try:
+            inject_adapter_in_model(lora, self.layers)
+        except ValueError as e:
+            raise ModelConfigError(f"model.backbone.lora_targets={list(cfg.lora_targets)}: {e}") from None
+        self.embed_tokens.requires_grad_(False)
+        for name, param in self.layers.named_parameters():
+            param.requires_grad_("lora_" in name)
 
     def _check_layers(self) -> None:
         layer = self.layers[0]

@@ -31,6 +31,11 @@ class BackboneConfig:
     num_layers: int | None = None  # keep only the first N language layers (SmolVLA keeps 16 of 32)
     freeze_vision: bool = False
     freeze_language: bool = False  # train the action expert (and projections) only
+    # LoRA adapters (peft) on the language layers: their base weights freeze, the adapters train.
+    lora_rank: int = 0  # 0: off
+    lora_alpha: int = 16
+    lora_dropout: float = 0.0
+    lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
     # Language model (Llama for smolvlm, Gemma for paligemma).
     hidden_size: int = 64
     layers: int = 4
