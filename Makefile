@@ -39,7 +39,8 @@ demo: install
 			dataset.root=$(DEMO)/dataset hydra.run.dir=$(DEMO)/record; \
 	else echo "reusing the demonstrations in $(DEMO)/dataset"; fi
 	$(BIN)/vla-train dataset.root=$(DEMO)/dataset output_dir=$(DEMO)/train resume=true \
-		trainer.steps=$(DEMO_STEPS) trainer.save_every=1000 model.chunk_size=30
+		trainer.steps=$(DEMO_STEPS) trainer.save_every=1000 model.chunk_size=30 model.backbone.image_size=96 \
+		optim.lr=1e-3
 	$(BIN)/vla-rollout env.task=$(DEMO_TASK) policy=vla policy.checkpoint=$(DEMO)/train/checkpoints/last \
 		policy.n_action_steps=10 episodes=$(DEMO_EVAL) videos=4 output_dir=$(DEMO)
 
