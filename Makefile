@@ -31,7 +31,7 @@ $(STAMP): requirements.lock pyproject.toml
 DEMO ?= outputs/demo
 DEMO_TASK ?= touch
 DEMO_EPISODES ?= 100
-DEMO_STEPS ?= 3000
+DEMO_STEPS ?= 2500
 DEMO_EVAL ?= 100
 demo: install
 	@if [ ! -f $(DEMO)/dataset/meta/info.json ]; then \
@@ -39,7 +39,7 @@ demo: install
 			dataset.root=$(DEMO)/dataset hydra.run.dir=$(DEMO)/record; \
 	else echo "reusing the demonstrations in $(DEMO)/dataset"; fi
 	$(BIN)/vla-train dataset.root=$(DEMO)/dataset output_dir=$(DEMO)/train resume=true \
-		trainer.steps=$(DEMO_STEPS) trainer.save_every=1000 model.chunk_size=30 model.backbone.image_size=96 \
+		trainer.steps=$(DEMO_STEPS) trainer.save_every=500 model.chunk_size=30 model.backbone.image_size=96 \
 		optim.lr=1e-3
 	$(BIN)/vla-rollout env.task=$(DEMO_TASK) policy=vla policy.checkpoint=$(DEMO)/train/checkpoints/last \
 		policy.n_action_steps=10 episodes=$(DEMO_EVAL) videos=4 output_dir=$(DEMO)
