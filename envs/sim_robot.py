@@ -14,16 +14,7 @@ from envs.so101.env import SO101Env
 from envs.so101.render import CAMERAS
 from envs.so101.tasks import task_spec
 from vla.errors import VLAError
-from vla.robot import (
-    ACTION,
-    IMAGE_PREFIX,
-    SO101_MOTOR_NAMES,
-    SO101_ROBOT_TYPE,
-    STATE,
-    Features,
-    camera_feature,
-    vector_feature,
-)
+from vla.robot import SO101_ROBOT_TYPE, Features, so101_features
 
 
 class SimRobot:
@@ -62,14 +53,11 @@ class SimRobot:
     # -- schema (available before connect) -------------------------------------------------------------
     @property
     def observation_features(self) -> Features:
-        features: Features = {STATE: vector_feature(SO101_MOTOR_NAMES)}
-        for cam in self.cameras:
-            features[IMAGE_PREFIX + cam] = camera_feature(self.image_size, self.image_size)
-        return features
+        return so101_features(self.cameras, self.image_size, self.image_size)[0]
 
     @property
     def action_features(self) -> Features:
-        return {ACTION: vector_feature(SO101_MOTOR_NAMES)}
+        return so101_features(self.cameras, self.image_size, self.image_size)[1]
 
     # -- lifecycle -------------------------------------------------------------------------------------
     @property

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from vla.errors import VLAError
-from vla.robot import SO101_MOTOR_NAMES, SO101_ROBOT_TYPE, camera_feature, vector_feature
+from vla.robot import SO101_ROBOT_TYPE, so101_features
 
 
 class FakeTabletop:
@@ -46,14 +46,11 @@ class FakeTabletop:
 
     @property
     def observation_features(self) -> dict:
-        feats = {"observation.state": vector_feature(SO101_MOTOR_NAMES)}
-        for cam in self.cameras:
-            feats[f"observation.images.{cam}"] = camera_feature(self.size, self.size)
-        return feats
+        return so101_features(self.cameras, self.size, self.size)[0]
 
     @property
     def action_features(self) -> dict:
-        return {"action": vector_feature(SO101_MOTOR_NAMES)}
+        return so101_features(self.cameras, self.size, self.size)[1]
 
     @property
     def is_connected(self) -> bool:

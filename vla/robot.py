@@ -50,6 +50,16 @@ def camera_feature(height: int, width: int) -> dict[str, Any]:
     }
 
 
+def so101_features(
+    cameras: list[str] | tuple[str, ...], height: int, width: int
+) -> tuple[Features, Features]:
+    """(observation_features, action_features) of an SO-101 with these cameras, as LeRobot records it."""
+    observation: Features = {STATE: vector_feature(SO101_MOTOR_NAMES)}
+    for cam in cameras:
+        observation[IMAGE_PREFIX + cam] = camera_feature(height, width)
+    return observation, {ACTION: vector_feature(SO101_MOTOR_NAMES)}
+
+
 def camera_keys(features: Features) -> list[str]:
     """The `observation.images.*` keys of a feature dict, in order."""
     return [k for k in features if k.startswith(IMAGE_PREFIX)]

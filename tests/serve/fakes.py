@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from vla.robot import SO101_MOTOR_NAMES, camera_feature, vector_feature
+from vla.robot import so101_features
 
 
 class EchoPolicy:
@@ -32,14 +32,11 @@ class EchoPolicy:
 
     @property
     def observation_features(self) -> dict:
-        feats = {"observation.state": vector_feature(SO101_MOTOR_NAMES)}
-        for cam in self.cameras:
-            feats[f"observation.images.{cam}"] = camera_feature(self.size, self.size)
-        return feats
+        return so101_features(self.cameras, self.size, self.size)[0]
 
     @property
     def action_features(self) -> dict:
-        return {"action": vector_feature(SO101_MOTOR_NAMES)}
+        return so101_features(self.cameras, self.size, self.size)[1]
 
     def reset(self, task: str | None = None) -> None:
         self.task = task
