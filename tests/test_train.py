@@ -28,6 +28,13 @@ def _env() -> dict[str, str]:
     return dict(os.environ, PYTHONPATH=str(REPO), HF_HUB_OFFLINE="1", MUJOCO_GL="egl")
 
 
+def _cli(cwd: Path, *argv: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run one of our commands (from the venv's bin) as a user would, capturing its output."""
+    return subprocess.run(
+        [str(BIN / argv[0]), *argv[1:]], env=_env(), cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
+
+
 @pytest.fixture(scope="module")
 def sim_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Three scripted 'pick' episodes at 64 px, recorded by vla-record's own code."""
@@ -200,14 +207,7 @@ def test_sigkill_then_resume_continues_the_schedule(sim_dataset: Path, tmp_path:
     (out / "checkpoints" / ".tmp-001000-1").mkdir()
     assert state.find_last(out / "checkpoints") == last
     resumed_from = int(last.name)
-    done = subprocess.run(
-        [*args, "resume=true", "trainer.steps=" + str(resumed_from + 3)],
-        env=_env(),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = _cli(tmp_path, "vla-train", *args[1:], "resume=true", f"trainer.steps={resumed_from + 3}")
     assert done.returncode == 0, done.stderr
     records = [json.loads(line) for line in (out / "train_metrics.jsonl").read_text().splitlines()]
     after = [r for r in records if r["step"] > resumed_from]
@@ -222,14 +222,7 @@ def test_sigkill_then_resume_continues_the_schedule(sim_dataset: Path, tmp_path:
 
 def test_cli_bad_input_one_line(tmp_path: Path) -> None:
     def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [str(BIN / "vla-train"), *FAST, f"output_dir={tmp_path / 'o'}", *args],
-            env=_env(),
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        return _cli(tmp_path, "vla-train", *FAST, f"output_dir={tmp_path / 'o'}", *args, timeout=120)
 
     proc = run(f"dataset.root={tmp_path / 'nothing'}")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
@@ -240,26 +233,20 @@ def test_cli_bad_input_one_line(tmp_path: Path) -> None:
 
 def test_ddp_two_processes_keep_ranks_identical(sim_dataset: Path, tmp_path: Path) -> None:
     out = tmp_path / "ddp"
-    proc = subprocess.run(
-        [
-            str(BIN / "torchrun"),
-            "--standalone",
-            "--nproc_per_node=2",
-            "-m",
-            "vla.apps.train",
-            *FAST,
-            f"dataset.root={sim_dataset}",
-            f"output_dir={out}",
-            "trainer.steps=3",
-            "trainer.save_every=3",
-            "trainer.rank_checksums=true",
-            "trainer.batch_size=2",
-        ],
-        env=_env(),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    proc = _cli(
+        tmp_path,
+        "torchrun",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "vla.apps.train",
+        *FAST,
+        f"dataset.root={sim_dataset}",
+        f"output_dir={out}",
+        "trainer.steps=3",
+        "trainer.save_every=3",
+        "trainer.rank_checksums=true",
+        "trainer.batch_size=2",
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     sums = [json.loads((out / f"rank{r}_checksum.json").read_text()) for r in (0, 1)]
@@ -281,22 +268,16 @@ def test_train_then_rollout_cli(sim_dataset: Path, tmp_path: Path) -> None:
     result = train(
         _cfg(f"dataset.root={sim_dataset}", f"output_dir={out}", "trainer.steps=2", "trainer.save_every=2")
     )
-    proc = subprocess.run(
-        [
-            str(BIN / "vla-rollout"),
-            f"policy.checkpoint={result.last_checkpoint}",
-            "episodes=2",
-            "env.image_size=64",
-            "env.max_episode_steps=20",
-            "videos=1",
-            f"output_dir={tmp_path / 'eval'}",
-            "policy.n_action_steps=10",
-        ],
-        env=_env(),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    proc = _cli(
+        tmp_path,
+        "vla-rollout",
+        f"policy.checkpoint={result.last_checkpoint}",
+        "episodes=2",
+        "env.image_size=64",
+        "env.max_episode_steps=20",
+        "videos=1",
+        f"output_dir={tmp_path / 'eval'}",
+        "policy.n_action_steps=10",
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads((tmp_path / "eval" / "report.json").read_text())
