@@ -76,7 +76,7 @@ def compute_ms(policy: VLAPolicy, robot: SimRobot, guided: bool, n: int = 8) -> 
     return 1000 * float(np.median(times[2:]))
 
 
-def run_ticks(robot: SimRobot, policy: VLAPolicy, cfg: RunnerConfig, ticks: int) -> dict[str, Any]:
+def run_ticks(robot: SimRobot, policy: Any, cfg: RunnerConfig, ticks: int) -> dict[str, Any]:
     """Episodes back to back until `ticks` ticks have run; the runner's metrics and the wall time."""
     start = time.perf_counter()
     with Runner(robot, policy, cfg) as runner:
@@ -88,24 +88,36 @@ def run_ticks(robot: SimRobot, policy: VLAPolicy, cfg: RunnerConfig, ticks: int)
 
 
 def timing(args: argparse.Namespace, ckpt: Path) -> list[dict[str, Any]]:
+    from policies.process import ProcessPolicy
+
     robot = SimRobot(task="touch", image_size=args.image_size, max_episode_steps=args.episode_ticks)
     robot.connect()
-    policy = VLAPolicy(robot, checkpoint=str(ckpt), device="cpu")
-    plain, guided = compute_ms(policy, robot, False), compute_ms(policy, robot, True)
+    local = VLAPolicy(robot, checkpoint=str(ckpt), device="cpu")
+    plain, guided = compute_ms(local, robot, False), compute_ms(local, robot, True)
     print(f"compute per chunk: plain {plain:.1f} ms, guided {guided:.1f} ms", flush=True)
     rows = []
-    for strategy in args.strategies.split(","):
-        compute = guided if strategy == "rtc" else plain
-        extra = max(0.0, args.latency_ms - compute)
-        # Compute is slower while the sim runs beside it: a short calibration run sets the injected delay
-        # so that the median inference latency is the target.
-        cfg = RunnerConfig(strategy=strategy, rate_hz=args.rate, extra_latency_ms=extra, realtime=True)
-        measured = run_ticks(robot, policy, cfg, args.calibration_ticks)["infer_p50_ms"] or args.latency_ms
-        extra = max(0.0, extra + args.latency_ms - measured)
-        cfg = RunnerConfig(strategy=strategy, rate_hz=args.rate, extra_latency_ms=extra, realtime=True)
-        metrics = run_ticks(robot, policy, cfg, args.ticks)
-        rows.append({**metrics, "compute_ms": round(compute, 1)})
-        print(json.dumps({k: metrics[k] for k in TIMING_KEYS}), flush=True)
+    for inference in args.inference.split(","):
+        if inference == "process":  # the policy in a child process, one torch thread as here
+            node = {"_target_": "policies.vla.VLAPolicy", "checkpoint": str(ckpt), "device": "cpu"}
+            policy: Any = ProcessPolicy(node, robot, torch_threads=1)
+        else:
+            policy = local
+        for strategy in args.strategies.split(","):
+            compute = guided if strategy == "rtc" else plain
+            extra = max(0.0, args.latency_ms - compute)
+            # Compute is slower while the sim runs beside it: a short calibration run sets the injected
+            # delay so that the median inference latency is the target.
+            cfg = RunnerConfig(strategy=strategy, rate_hz=args.rate, extra_latency_ms=extra, realtime=True)
+            measured = (
+                run_ticks(robot, policy, cfg, args.calibration_ticks)["infer_p50_ms"] or args.latency_ms
+            )
+            extra = max(0.0, extra + args.latency_ms - measured)
+            cfg = RunnerConfig(strategy=strategy, rate_hz=args.rate, extra_latency_ms=extra, realtime=True)
+            metrics = run_ticks(robot, policy, cfg, args.ticks if strategy != "sync" else args.sync_ticks)
+            rows.append({**metrics, "inference": inference, "compute_ms": round(compute, 1)})
+            print(json.dumps({k: rows[-1][k] for k in TIMING_KEYS}), flush=True)
+        if policy is not local:
+            policy.close()
     robot.disconnect()
     return rows
 
@@ -134,8 +146,14 @@ def compare(args: argparse.Namespace, ckpt: Path, trained: bool) -> list[dict[st
                 seen = len(runner.recorder.boundary_jumps)
                 result = runner.run_episode(seed, max_steps=args.compare_steps)
                 jumps = list(runner.recorder.boundary_jumps)[seen:]
+                gaps = list(runner.recorder.discontinuities)[seen:]
                 per_episode.append(
-                    {"seed": seed, "success": result.success, "max_jump": max(jumps, default=0.0)}
+                    {
+                        "seed": seed,
+                        "success": result.success,
+                        "max_jump": max(jumps, default=0.0),
+                        "max_discontinuity": max(gaps, default=0.0),
+                    }
                 )
             m = runner.metrics()
         robot.disconnect()
@@ -151,6 +169,11 @@ def compare(args: argparse.Namespace, ckpt: Path, trained: bool) -> list[dict[st
                 "max_boundary_jump": m["max_boundary_jump"],
                 "median_episode_max_jump": float(np.median([e["max_jump"] for e in per_episode])),
                 "mean_boundary_jump": m["mean_boundary_jump"],
+                "max_boundary_discontinuity": m["max_boundary_discontinuity"],
+                "median_episode_max_discontinuity": float(
+                    np.median([e["max_discontinuity"] for e in per_episode])
+                ),
+                "mean_boundary_discontinuity": m["mean_boundary_discontinuity"],
                 "held_ticks": m["held_ticks"],
                 "ticks": m["ticks"],
                 "wall_s": round(time.perf_counter() - start, 1),
@@ -161,13 +184,14 @@ def compare(args: argparse.Namespace, ckpt: Path, trained: bool) -> list[dict[st
     return rows
 
 
-TIMING_KEYS = ["strategy", "ticks", "missed_ticks", "late_ticks", "held_ticks", "jitter_p50_ms"]
+TIMING_KEYS = ["inference", "strategy", "ticks", "missed_ticks", "late_ticks", "held_ticks", "jitter_p50_ms"]
 TIMING_KEYS += [
     "jitter_p99_ms",
     "jitter_max_ms",
     "infer_p50_ms",
     "infer_p99_ms",
     "max_boundary_jump",
+    "max_boundary_discontinuity",
     "wall_s",
 ]
 
@@ -184,6 +208,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ticks", type=int, default=10_000)
     parser.add_argument("--strategies", default="sync,async,rtc")
+    parser.add_argument("--sync-ticks", type=int, default=1500, help="ticks of the sync run (it stalls)")
+    parser.add_argument(
+        "--inference", default="process,thread", help="where the policy runs: process (a child), thread"
+    )
     parser.add_argument("--rate", type=float, default=50.0)
     parser.add_argument("--latency-ms", type=float, default=100.0)
     parser.add_argument("--image-size", type=int, default=64)
@@ -218,7 +246,8 @@ def main() -> None:
             )
             (RESULTS / f"runner_compare{args.tag}.json").write_text(json.dumps(out, indent=2))
             keys = ["strategy", "delay_ticks", "episodes", "successes", "max_boundary_jump"]
-            print(_table(rows, [*keys, "median_episode_max_jump", "mean_boundary_jump", "held_ticks"]))
+            keys += ["median_episode_max_jump", "mean_boundary_jump", "max_boundary_discontinuity"]
+            print(_table(rows, [*keys, "median_episode_max_discontinuity", "held_ticks"]))
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ time one whole chunk (prefix encoding + `num_steps` denoising steps) as:
 
     eager             prefix encoded once, its key/value cache reused by every step
     eager_nocache     the joint prefix+actions pass recomputed at every step (reference)
+    tick_to_action_*  (all cameras) numpy observation -> chunk on the host through `VLAPolicy`, eager or
+                      graphed: what a control loop waits for
     cudagraph         `eager` captured in one CUDA graph at static shapes (vla.model.graphed.GraphedSampler)
     compiled_graph    torch.compile (inductor) of the prefix passes and the denoising step, then captured
 
@@ -36,6 +38,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable from a bare checkout
@@ -236,7 +239,29 @@ def bench_one(
         return result
     host = timed(lambda: make_inputs(model, cameras, device), device, 5, 1)
     result["prepare_inputs_host"] = host  # validation + tokenising + normalising, outside the graph
+    if cameras == len(model.config.cameras) and "tick_to_action" in args.variants:
+        for name, graph in (("tick_to_action_eager", False), ("tick_to_action_graphed", True)):
+            if graph and device.type != "cuda":
+                continue
+            attempt(name + suffix, lambda graph=graph: tick_to_action(model, graph), args.runs)
     return result
+
+
+def tick_to_action(model: VLAModel, graph: bool) -> Callable[[], torch.Tensor]:
+    """What the runner waits for at a tick: the robot's observation (uint8 480x640 frames, a state vector,
+    numpy) -> the chunk in robot units on the host, through `VLAPolicy` (pinned-memory uploads, the
+    prompt, normalisation, sampling eager or from its CUDA graph, un-normalisation, read-back)."""
+    from policies.vla import VLAPolicy
+
+    policy = VLAPolicy.from_model(model, graphed=graph)
+    policy.reset("pick up the red cube and put it in the bowl")
+    rng = np.random.default_rng(0)
+    obs = {
+        f"observation.images.{c}": rng.integers(0, 256, (*FRAME, 3), dtype=np.uint8)
+        for c in model.config.cameras
+    }
+    obs["observation.state"] = rng.normal(size=6).astype(np.float32)
+    return lambda: torch.as_tensor(policy.select_chunk(obs))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -255,7 +280,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compile-cameras", default="3", help="camera counts that get the compiled variant")
     parser.add_argument("--budget-s", type=float, default=420.0, help="skip measurements past this time")
     parser.add_argument("--no-profile", dest="profile", action="store_false")
-    parser.add_argument("--variants", default="eager,eager_nocache,cudagraph", help="besides compiled_graph")
+    parser.add_argument(
+        "--variants", default="eager,eager_nocache,cudagraph,tick_to_action", help="besides compiled_graph"
+    )
     parser.add_argument(
         "--attention", default="sdpa,math", help="attention kernels to compare (attention.attend)"
     )
@@ -347,6 +374,7 @@ def write(report: dict[str, Any], out: Path, device: torch.device) -> None:
 
 def print_table(report: dict[str, Any]) -> None:
     variants = ["eager", "cudagraph", "cudagraph_math", "compiled_graph", "compiled_graph_math"]
+    variants += ["tick_to_action_eager", "tick_to_action_graphed"]
     print(f"\n{report['device']}, {report['dtype']}, batch 1, median (p90) ms per chunk")
     print("| config | cameras | " + " | ".join(variants) + " |")
     print("|---|---|" + "---|" * len(variants))

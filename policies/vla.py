@@ -4,6 +4,11 @@ Pre-processing turns a Robot observation (H×W×3 uint8 frames, a state vector) 
 contract; post-processing returns the first `n_action_steps` actions of the sampled chunk, in the robot's
 units (the model un-normalises). `select_chunk_guided` is real-time chunking (the runner's `rtc` strategy):
 the whole chunk, inpainted so that its first rows continue the previous chunk.
+
+On a GPU the defaults are the fast path: bf16 weights, the prefix key/value cache reused across denoising
+steps, the whole chunk captured once in a CUDA graph (`vla.model.graphed`; `compile=true` runs
+torch.compile first) and replayed for every observation, and frames copied through pinned host memory.
+The guided (RTC) call differentiates through the model, so it stays eager.
 """
 
 from __future__ import annotations
@@ -16,6 +21,16 @@ import torch
 
 from vla.errors import VLAError
 from vla.robot import IMAGE_PREFIX, STATE
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def _dtype(requested: str, device: torch.device) -> torch.dtype:
+    if requested == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    if requested not in DTYPES:
+        raise VLAError(f"policy.dtype={requested!r}: choose auto, {', '.join(DTYPES)}")
+    return DTYPES[requested]
 
 
 def _device(requested: str) -> torch.device:
@@ -34,6 +49,9 @@ class VLAPolicy:
         n_action_steps: int | None = None,
         seed: int = 0,
         rtc_beta: float = 5.0,
+        dtype: str = "auto",
+        graphed: bool | None = None,
+        compile: bool = False,
     ) -> None:
         from vla.model.vla import VLAModel
 
@@ -42,9 +60,45 @@ class VLAPolicy:
             raise VLAError(
                 f"policy.checkpoint={checkpoint!r}: not a checkpoint directory (no config.json there)"
             )
-        self.device = _device(device)
-        self.model = VLAModel.from_pretrained(path, device=self.device).eval()
+        device_ = _device(device)
+        model = VLAModel.from_pretrained(path, device=device_).to(_dtype(dtype, device_))
+        self._setup(model, robot, num_steps, n_action_steps, seed, rtc_beta, graphed, compile)
+
+    @classmethod
+    def from_model(cls, model: Any, robot: Any = None, **options: Any) -> VLAPolicy:
+        """A policy around a VLAModel already in memory (on its device and dtype): benchmarks, tests."""
+        policy = cls.__new__(cls)
+        names = ("num_steps", "n_action_steps", "seed", "rtc_beta", "graphed", "compile")
+        defaults = {"num_steps": None, "n_action_steps": None, "seed": 0, "rtc_beta": 5.0}
+        values = {n: options.get(n, defaults.get(n)) for n in names}
+        values["compile"] = bool(values["compile"])
+        policy._setup(model, robot, **values)
+        return policy
+
+    def _setup(
+        self,
+        model: Any,
+        robot: Any,
+        num_steps: int | None,
+        n_action_steps: int | None,
+        seed: int,
+        rtc_beta: float,
+        graphed: bool | None,
+        compile: bool,
+    ) -> None:
+        self.model = model.eval()
+        parameter = next(model.parameters())
+        self.device, self.dtype = parameter.device, parameter.dtype
         cfg = self.model.config
+        if num_steps is not None:
+            cfg.num_steps = int(num_steps)  # one value for the eager, graphed and guided paths
+        # The GPU path: the whole chunk replayed from a CUDA graph (captured on the first call, which the
+        # runner's warm-up makes before the first tick), frames staged through pinned host memory.
+        on_gpu_flow = self.device.type == "cuda" and self.model.flow is not None
+        self.graphed = on_gpu_flow if graphed is None else bool(graphed)
+        self.compile = bool(compile)
+        self._sampler: Any = None
+        self._staging: dict[str, torch.Tensor] = {}  # pinned host buffers, one per input key
         self.cameras = list(cfg.cameras)
         self.num_steps = num_steps
         self.n_action_steps = int(n_action_steps or cfg.chunk_size)
@@ -83,12 +137,23 @@ class VLAPolicy:
     def to_batch(self, observation: dict[str, np.ndarray]) -> dict[str, Any]:
         """One Robot observation → a batch of one (the model's contract)."""
         batch: dict[str, Any] = {"task": [self.task]}
-        state = torch.as_tensor(np.asarray(observation[STATE], dtype=np.float32))
-        batch[STATE] = state[None].to(self.device)  # [1, S]
+        state = self._to_device(STATE, np.asarray(observation[STATE], dtype=np.float32))
+        batch[STATE] = state[None].float()  # [1, S]
         for cam in self.cameras:
-            frame = torch.as_tensor(observation[IMAGE_PREFIX + cam])  # [H, W, 3] uint8
-            batch[IMAGE_PREFIX + cam] = (frame.permute(2, 0, 1)[None].float() / 255.0).to(self.device)
+            frame = self._to_device(cam, np.asarray(observation[IMAGE_PREFIX + cam]))  # [H, W, 3] uint8
+            batch[IMAGE_PREFIX + cam] = frame.permute(2, 0, 1)[None].float() / 255.0  # [1, 3, H, W]
         return batch
+
+    def _to_device(self, key: str, array: np.ndarray) -> torch.Tensor:
+        """Host array -> device tensor; on a GPU through a reused pinned buffer (an asynchronous copy)."""
+        host = torch.from_numpy(np.ascontiguousarray(array))
+        if self.device.type != "cuda":
+            return host
+        staging = self._staging.get(key)
+        if staging is None or staging.shape != host.shape or staging.dtype != host.dtype:
+            staging = self._staging[key] = torch.empty_like(host).pin_memory()
+        staging.copy_(host)  # the previous copy from it finished: the last result was read back
+        return staging.to(self.device, non_blocking=True)
 
     def _noise(self) -> torch.Tensor:
         cfg = self.model.config
@@ -98,7 +163,15 @@ class VLAPolicy:
     @torch.no_grad()
     def select_chunk(self, observation: dict[str, np.ndarray]) -> np.ndarray:
         noise = self._noise()
-        chunk = self.model.sample_actions(self.to_batch(observation), num_steps=self.num_steps, noise=noise)
+        if not self.graphed:
+            chunk = self.model.sample_actions(self.to_batch(observation), noise=noise)
+        else:
+            from vla.model.graphed import GraphedSampler
+
+            inputs = self.model.prepare_inputs(self.to_batch(observation))
+            if self._sampler is None:  # capture at the first call's shapes (compiling first if asked)
+                self._sampler = GraphedSampler(self.model, inputs, compile=self.compile)
+            chunk = self.model.normalizer.unnormalize_action(self._sampler(inputs, noise))
         return chunk[0, : self.n_action_steps].float().cpu().numpy()  # [n_action_steps, A]
 
     @torch.no_grad()
@@ -122,7 +195,5 @@ class VLAPolicy:
         d = int(np.clip(inference_delay, 0, h))
         weights = guidance_weights(h, d, int(np.clip(execution_horizon, 0, h)))  # [H]
         guidance = RTCGuidance(target, torch.as_tensor(weights, device=self.device), self.rtc_beta)
-        chunk = self.model.sample_actions(
-            self.to_batch(observation), num_steps=self.num_steps, noise=self._noise(), guidance=guidance
-        )
+        chunk = self.model.sample_actions(self.to_batch(observation), noise=self._noise(), guidance=guidance)
         return chunk[0].float().cpu().numpy()  # [H, A]

@@ -54,3 +54,31 @@ def test_policy_refuses_a_robot_it_was_not_trained_for(checkpoint: Path) -> None
         VLAPolicy(None, checkpoint=str(checkpoint.parent / "nothing"), device="cpu")
     with pytest.raises(VLAError, match="n_action_steps"):
         VLAPolicy(None, checkpoint=str(checkpoint), device="cpu", n_action_steps=99)
+
+
+def test_gpu_path_options_on_the_cpu(checkpoint: Path) -> None:
+    """The graphed sampler falls back to the eager path off a GPU, so graphed=true gives the same chunk;
+    bf16 weights run and stay close; a bad dtype is a one-line error."""
+    from tests.fakes import FakeTabletop
+
+    robot = FakeTabletop(image_size=64, cameras=["front", "wrist"])
+    obs = robot.reset(seed=0)
+    chunks = {}
+    for name, kwargs in {
+        "eager": {},
+        "graphed": {"graphed": True},
+        "bf16": {"dtype": "bfloat16"},
+    }.items():
+        policy = VLAPolicy(robot, checkpoint=str(checkpoint), device="cpu", **kwargs)  # type: ignore[arg-type]
+        policy.reset(robot.task)
+        chunks[name] = policy.select_chunk(obs)
+        if name == "graphed":
+            assert policy._sampler is not None and policy._sampler.graph is None  # captured only on CUDA
+        if name == "bf16":
+            assert next(policy.model.parameters()).dtype.is_floating_point and policy.dtype.itemsize == 2
+    np.testing.assert_array_equal(chunks["graphed"], chunks["eager"])
+    spread = float(np.abs(chunks["eager"]).max())
+    assert np.isfinite(chunks["bf16"]).all()
+    assert float(np.abs(chunks["bf16"] - chunks["eager"]).max()) <= 0.1 * spread + 1e-3
+    with pytest.raises(VLAError, match=r"policy\.dtype='int8'"):
+        VLAPolicy(robot, checkpoint=str(checkpoint), device="cpu", dtype="int8")

@@ -73,3 +73,24 @@ def test_bad_runner_override_is_a_one_line_error(tmp_path: Path) -> None:
 
     with pytest.raises(VLAError, match=r"runner\.strategy='fast'"):
         _rollout(tmp_path, "runner.strategy=fast")
+
+
+def test_realtime_checkpoint_policy_runs_in_a_child_process(tmp_path: Path) -> None:
+    from tests.model.helpers import small_config, toy_stats
+    from vla.model.vla import VLAModel
+
+    cfg = small_config("cameras=[front,wrist]", "image_size=[32,32]")
+    ckpt = VLAModel(cfg, stats=toy_stats(6, 6), tasks=["touch the red cube"]).save_pretrained(tmp_path / "m")
+    report = _rollout(
+        tmp_path / "out",
+        "policy=vla",
+        f"policy.checkpoint={ckpt}",
+        "policy.device=cpu",
+        "episodes=1",
+        "max_steps=30",
+        "runner.realtime=true",
+        "runner.strategy=async",
+    )
+    m = json.loads((tmp_path / "out" / "runner_metrics.json").read_text())
+    assert m["inference"] == "process" and report["runner"]["inference"] == "process"  # auto: realtime
+    assert m["ticks"] == 30 and m["infer_count"] >= 1 and m["policy_errors"] == 0

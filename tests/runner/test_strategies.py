@@ -27,7 +27,8 @@ def test_100ms_inference_stalls_sync_but_not_the_others(strategy: str) -> None:
     assert other["missed_ticks"] == 0 and other["inference_delay_ticks"] == 5
     # every tick ran the action planned for it: the ramp, without a stall
     np.testing.assert_allclose([a[0] for a in robot.sent], np.arange(200))
-    assert other["max_boundary_jump"] == pytest.approx(1.0)
+    assert other["max_boundary_jump"] == pytest.approx(1.0)  # the ramp's own step
+    assert other["max_boundary_discontinuity"] == pytest.approx(0.0)  # the new chunk continues the old
 
 
 def test_sync_runs_the_whole_chunk_after_waiting() -> None:
@@ -52,6 +53,8 @@ def test_async_threshold_and_replace() -> None:
     # launch at tick 13 (6 left after it), ready 3 ticks later at 16: rows from 16 on are the new chunk
     assert list(sent[:16]) == list(range(16)) and sent[16] == 26.0
     assert m["missed_ticks"] == 0 and m["max_boundary_jump"] == pytest.approx(11.0)
+    # the old chunk had 16 for tick 16; the new one sends 26: 10 of the 11 is the switch
+    assert m["max_boundary_discontinuity"] == pytest.approx(10.0)
 
 
 def test_average_merge_cross_fades_the_overlap() -> None:

@@ -41,6 +41,7 @@ from vla.plot import success_vs_step_svg
 from vla.runner.config import RunnerConfig
 
 APP = "vla-rollout"
+PROCESS_POLICY = "policies.process.ProcessPolicy"
 
 
 @dataclass
@@ -232,7 +233,6 @@ def rollout(cfg: DictConfig) -> dict[str, Any]:
     from vla.runner import RunnerMetrics
 
     tasks, checkpoints = _validate(cfg)
-    RunnerConfig.from_any(cfg.runner)  # a bad runner.* fails before anything is built
     out = Path(cfg.output_dir).absolute()
     _prepare_output_dir(out)
     robots: dict[str, Any] = {}
@@ -243,10 +243,18 @@ def rollout(cfg: DictConfig) -> dict[str, Any]:
             raise (VLAError(f"tasks=[{','.join(tasks)}]: {e}") if cfg.tasks is not None else e) from None
     groups = [(c, ckpt, task) for c, ckpt in enumerate(checkpoints) for task in tasks]
 
+    runner_cfg = RunnerConfig.from_any(cfg.runner)
+    in_process = runner_cfg.in_process(loads_checkpoint="checkpoint" in list(cfg.policy.keys()))
+
     def build_policy(ckpt: str | None, task: str) -> Any:
-        return instantiate(
-            cfg.policy, "policy", robot=robots[task], **({} if ckpt is None else {"checkpoint": ckpt})
-        )
+        override = {} if ckpt is None else {"checkpoint": ckpt}
+        if not in_process:
+            return instantiate(cfg.policy, "policy", robot=robots[task], **override)
+        node = {**OmegaConf.to_container(cfg.policy, resolve=True), **override}  # type: ignore[dict-item]
+        # built in a child process and served over loopback (policies.process): named, not imported,
+        # so vla/ depends on no concrete policy
+        spec = {"_target_": PROCESS_POLICY, "_recursive_": False, "_convert_": "all", "node": node}
+        return instantiate(spec, "policy", robot=robots[task])
 
     first_policy = build_policy(groups[0][1], groups[0][2])  # a bad policy config fails before the bar shows
     total = len(groups) * cfg.episodes
@@ -269,17 +277,22 @@ def rollout(cfg: DictConfig) -> dict[str, Any]:
                 videos = Path("videos") if ckpt is None else Path("videos", f"{c}_{Path(ckpt).name}")
                 policy = first_policy if g == 0 else build_policy(ckpt, task)
                 live = (recorder, show if cfg.progress else None)
-                for record in _episodes(cfg, robots[task], policy, task, out, videos, stop, live):
-                    per_episode.append({"checkpoint": ckpt, **record})
-                    wins = sum(e["success"] for e in per_episode)
-                    bar.set_postfix(task=task, success=f"{wins}/{len(per_episode)}", refresh=False)
-                    bar.update(1)
+                try:
+                    for record in _episodes(cfg, robots[task], policy, task, out, videos, stop, live):
+                        per_episode.append({"checkpoint": ckpt, **record})
+                        wins = sum(e["success"] for e in per_episode)
+                        bar.set_postfix(task=task, success=f"{wins}/{len(per_episode)}", refresh=False)
+                        bar.update(1)
+                finally:
+                    if hasattr(policy, "close"):  # a policy process, a server connection
+                        policy.close()
         except KeyboardInterrupt:  # a second Ctrl-C: the episode under way is dropped, the rest reported
             pass
         finally:
             bar.close()
     report = _report(cfg, tasks, checkpoints, per_episode, out)
     report.update(interrupted=len(per_episode) < total, seconds=time.perf_counter() - started)
+    recorder.info["inference"] = "process" if in_process else "thread"
     report["runner"] = {"config": OmegaConf.to_container(cfg.runner, resolve=True), **recorder.summary()}
     recorder.write(out / "runner_metrics.json")
     write_json_atomic(out / "report.json", report)

@@ -9,6 +9,7 @@ from vla.runner.errors import RunnerConfigError
 
 STRATEGIES = ("sync", "async", "rtc", "ensemble")
 MERGES = ("replace", "average")
+INFERENCE = ("auto", "thread", "process")
 
 
 @dataclass
@@ -30,6 +31,10 @@ class RunnerConfig:
     measure_compute: with realtime=false, count the measured compute time in the latency (false: only
         extra_latency_ms, for runs that are identical from machine to machine).
     warmup: run the policy once before the first tick (compilation, allocation, a first latency).
+    inference: where the apps run the policy: thread (a worker thread of the control process) | process
+        (a child process built from the policy's config, served over loopback: the control loop keeps
+        its interpreter lock to itself, for sub-millisecond tick jitter) | auto (process for checkpoint
+        policies when realtime, else thread). The Runner itself takes whatever policy object it is given.
     """
 
     strategy: str = "sync"
@@ -46,11 +51,16 @@ class RunnerConfig:
     measure_compute: bool = True
     warmup: bool = True
     status_every_s: float = 0.5
+    inference: str = "auto"
 
     def validate(self) -> RunnerConfig:
         if self.strategy not in STRATEGIES:
             raise RunnerConfigError(
                 f"runner.strategy={self.strategy!r}: choose one of {', '.join(STRATEGIES)}"
+            )
+        if self.inference not in INFERENCE:
+            raise RunnerConfigError(
+                f"runner.inference={self.inference!r}: choose one of {', '.join(INFERENCE)}"
             )
         if self.merge not in MERGES:
             raise RunnerConfigError(f"runner.merge={self.merge!r}: choose one of {', '.join(MERGES)}")
@@ -73,6 +83,12 @@ class RunnerConfig:
                 f"runner.max_delta_per_tick={self.max_delta_per_tick}: must be > 0 or null"
             )
         return self
+
+    def in_process(self, loads_checkpoint: bool) -> bool:
+        """Whether the policy should run in a child process (see `inference`)."""
+        if self.inference == "auto":
+            return self.realtime and loads_checkpoint
+        return self.inference == "process"
 
     @classmethod
     def from_any(cls, node: object | None) -> RunnerConfig:

@@ -35,7 +35,10 @@ class RunnerMetrics:
         self.lateness_s: deque[float] = deque(maxlen=KEEP)  # tick start - its deadline
         self.latency_s: deque[float] = deque(maxlen=KEEP)  # inference, submit to result
         self.queue_depth: deque[int] = deque(maxlen=KEEP)  # planned actions left after each tick
-        self.boundary_jumps: deque[float] = deque(maxlen=KEEP)  # largest per-joint jump at each switch
+        self.boundary_jumps: deque[float] = deque(maxlen=KEEP)  # largest per-joint step at each switch
+        # largest per-joint gap at each switch between the new action and the one the old plan had for
+        # the same tick (the step above less the motion both plans make)
+        self.discontinuities: deque[float] = deque(maxlen=KEEP)
         self.interventions: Counter[str] = Counter({k: 0 for k in KINDS})
         self.info: dict[str, Any] = {}  # strategy, rate, ... (set by the runner)
         self.last_delay_ticks: int | None = None
@@ -66,6 +69,10 @@ class RunnerMetrics:
             "boundaries": len(self.boundary_jumps),
             "max_boundary_jump": float(max(self.boundary_jumps, default=0.0)),
             "mean_boundary_jump": float(np.mean(self.boundary_jumps)) if self.boundary_jumps else 0.0,
+            "max_boundary_discontinuity": float(max(self.discontinuities, default=0.0)),
+            "mean_boundary_discontinuity": (
+                float(np.mean(self.discontinuities)) if self.discontinuities else 0.0
+            ),
             "safety_interventions": int(sum(self.interventions.values())),
             "interventions": dict(self.interventions),
             "policy_errors": self.policy_errors,

@@ -49,6 +49,7 @@ class _Episode:
         self.last_sent = hold  # last commanded position [A] (the watchdog holds it)
         self.last_planned: np.ndarray | None = None  # previous tick's planned action, for boundary jumps
         self.switched = False  # a chunk arrived this tick
+        self.superseded: np.ndarray | None = None  # what the plan held for this tick before the switch
         self.starved_since: float | None = None
         self.stopped = False  # safe stop done, not yet resumed
 
@@ -161,6 +162,7 @@ class Runner:
             raise ValueError(
                 f"policy returned {chunk.shape[1]}-D actions; the robot takes {self.action_dim}-D"
             )
+        ep.superseded = ep.plan.action_at(tick)
         ep.plan.add(chunk, result.request.obs_tick, tick)
         ep.switched = True
 
@@ -173,6 +175,10 @@ class Runner:
             reference = ep.last_planned if ep.last_planned is not None else ep.last_sent
             if reference is not None:
                 self.recorder.boundary_jumps.append(float(np.abs(planned - reference).max()))
+                # The jump less the motion the old plan itself made here: against the old plan's action
+                # for this very tick (or, when the old plan had run out, the jump itself).
+                before = ep.superseded if ep.superseded is not None else reference
+                self.recorder.discontinuities.append(float(np.abs(planned - before).max()))
         ep.switched = False
         ep.last_planned = planned
         safe = None if planned is None else self.filter.filter(planned, ep.last_sent)
