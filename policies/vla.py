@@ -65,14 +65,20 @@ class VLAPolicy:
         self._setup(model, robot, num_steps, n_action_steps, seed, rtc_beta, graphed, compile)
 
     @classmethod
-    def from_model(cls, model: Any, robot: Any = None, **options: Any) -> VLAPolicy:
+    def from_model(
+        cls,
+        model: Any,
+        robot: Any = None,
+        num_steps: int | None = None,
+        n_action_steps: int | None = None,
+        seed: int = 0,
+        rtc_beta: float = 5.0,
+        graphed: bool | None = None,
+        compile: bool = False,
+    ) -> VLAPolicy:
         """A policy around a VLAModel already in memory (on its device and dtype): benchmarks, tests."""
         policy = cls.__new__(cls)
-        names = ("num_steps", "n_action_steps", "seed", "rtc_beta", "graphed", "compile")
-        defaults = {"num_steps": None, "n_action_steps": None, "seed": 0, "rtc_beta": 5.0}
-        values = {n: options.get(n, defaults.get(n)) for n in names}
-        values["compile"] = bool(values["compile"])
-        policy._setup(model, robot, **values)
+        policy._setup(model, robot, num_steps, n_action_steps, seed, rtc_beta, graphed, compile)
         return policy
 
     def _setup(
