@@ -1,0 +1,121 @@
+"""vla-emulate: serve an emulated servo bus on a pseudo-terminal, with the servos of a real arm.
+
+    vla-emulate robot=so101
+    vla-emulate robot=koch faults.corrupt=0.05 faults.garbage=0.01 faults.drop=0.01 faults.delay_ms=2
+
+The first line on stdout is `port: /dev/pts/N`: point a `hardware.bus.ServoBus` (or LeRobot) at it. One
+line on stderr says which servos answer. It serves until SIGINT or SIGTERM (exit 0), or until unplugged
+(SIGUSR1, or `faults.unplug_after_s`), which closes the pty as a pulled cable would. On exit one line on
+stderr counts the requests served and the faults injected.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from dataclasses import dataclass, field
+
+import hydra
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig
+
+from hardware.emulator import EmulatedBus, EmulatorStats, Faults
+from hardware.tables import ARMS, MODELS
+from vla.apps.common import user_errors
+from vla.errors import VLAError
+
+APP = "vla-emulate"
+_STOP = (signal.SIGINT, signal.SIGTERM)
+_UNPLUG = signal.SIGUSR1
+
+
+@dataclass
+class FaultsConfig:
+    corrupt: float = 0.0
+    garbage: float = 0.0
+    drop: float = 0.0
+    delay_ms: float = 0.0
+    unplug_after_s: float | None = None
+
+
+@dataclass
+class EmulateConfig:
+    robot: str = "so101"
+    faults: FaultsConfig = field(default_factory=FaultsConfig)
+    time_constant_s: float = 0.05
+    seed: int = 0
+
+
+ConfigStore.instance().store(name="emulate_schema", node=EmulateConfig)
+
+
+def build(cfg: DictConfig) -> EmulatedBus:
+    """The emulated bus the config describes; VLAError naming the field for a bad value."""
+    if cfg.robot not in ARMS:
+        raise VLAError(f"robot={cfg.robot!r} is not an emulated arm; choose one of {', '.join(sorted(ARMS))}")
+    if not 0 < cfg.time_constant_s <= 10:
+        raise VLAError(f"time_constant_s={cfg.time_constant_s}: must be in (0, 10] seconds")
+    unplug = cfg.faults.unplug_after_s
+    if unplug is not None and unplug <= 0:
+        raise VLAError(f"faults.unplug_after_s={unplug}: must be positive (or null: never)")
+    f = cfg.faults
+    faults = Faults(corrupt=f.corrupt, garbage=f.garbage, drop=f.drop, delay_ms=f.delay_ms, seed=cfg.seed)
+    arm = ARMS[cfg.robot]
+    servos = {m.id: m.model for m in arm.motors.values()}
+    return EmulatedBus(arm.protocol, servos, faults=faults, time_constant_s=cfg.time_constant_s)
+
+
+def describe(cfg: DictConfig, bus: EmulatedBus) -> str:
+    servos = ", ".join(
+        f"{i}={bus.servo(i).model} ({MODELS[bus.servo(i).model].model_number})" for i in bus.ids
+    )
+    return (
+        f"{APP}: {cfg.robot} on {bus.port}: {bus.protocol} servos {servos}; faults: {bus.faults.describe()}; "
+        f"time constant {cfg.time_constant_s * 1000:g} ms"
+    )
+
+
+def summary(stats: EmulatorStats) -> str:
+    f = stats.faults
+    assert f is not None
+    return (
+        f"{APP}: served {stats.requests} requests with {stats.replies} replies "
+        f"({stats.bad_packets} bad packets received); faults injected: {f.corrupted} corrupted, "
+        f"{f.garbage} garbage, {f.dropped} dropped, {f.delayed} delayed"
+    )
+
+
+def emulate(cfg: DictConfig) -> EmulatorStats:
+    bus = build(cfg)
+    # Block the signals and take them with sigwait: no handler races, and the serving thread (which
+    # inherits the mask) is never interrupted.
+    watched = {*_STOP, _UNPLUG}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, watched)
+    try:
+        print(f"port: {bus.start()}", flush=True)
+        print(describe(cfg, bus), file=sys.stderr, flush=True)
+        timeout = cfg.faults.unplug_after_s
+        if timeout:
+            info = signal.sigtimedwait(watched, timeout)
+            signo = _UNPLUG if info is None else info.si_signo  # None: unplug_after_s has passed
+        else:
+            signo = signal.sigwait(watched)
+        if signo == _UNPLUG:
+            print(f"{APP}: unplugged (the pty is closed)", file=sys.stderr, flush=True)
+        else:
+            print(f"{APP}: {signal.Signals(signo).name}: stopping", file=sys.stderr, flush=True)
+    finally:
+        bus.stop()
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+    print(summary(bus.stats), file=sys.stderr, flush=True)
+    return bus.stats
+
+
+@hydra.main(version_base="1.3", config_path="pkg://configs", config_name="emulate")
+@user_errors(APP)
+def main(cfg: DictConfig) -> None:
+    emulate(cfg)
+
+
+if __name__ == "__main__":
+    main()
