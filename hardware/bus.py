@@ -360,6 +360,7 @@ class ServoBus:
             time.perf_counter() + (len(packet) + size * len(ids)) * 10 / self.baudrate + self.timeout_margin_s
         )
         pending, buf, problem = set(ids), bytearray(), "timeout"
+        spoiled = 0  # replies that arrived damaged: once they and the good ones are all in, stop waiting
         while True:
             need = size
             while buf:
@@ -368,41 +369,50 @@ class ServoBus:
                 self._stats.garbage_bytes += scan.skipped
                 if scan.error:
                     self._stats.checksum_errors += 1
+                    spoiled += 1
                     problem = "bad checksum"
                 if scan.frame is not None:
-                    problem = self._accept(scan.frame, pending, n_data, got) or problem
+                    trouble = self._accept(scan.frame, pending, n_data, got)
+                    if trouble is not None:
+                        problem, spoiled = trouble[0], spoiled + trouble[1]
                 if scan.need:
                     need = scan.need
                     break
             if not pending:
                 return None
+            expected = len(pending) - spoiled  # replies still to come if every one is clean
+            if expected <= 0 and not buf:
+                return problem  # everything came back, some of it damaged: ask again at once
             remaining = deadline - time.perf_counter()
             if remaining <= 0:
                 self._stats.timeouts += 1
                 return problem
-            outstanding = size * len(pending) - len(buf)  # exact when every pending reply is clean
+            outstanding = size * expected - len(buf)  # exact when every pending reply is clean
             buf += self._port(
                 action, self._read, outstanding if outstanding > 0 else min(need, size), remaining
             )
 
-    def _accept(self, frame: Frame, pending: set[int], n_data: int, got: dict[int, Status]) -> str | None:
-        """Take a valid frame as the reply of a pending id; returns a problem, or None if taken."""
+    def _accept(
+        self, frame: Frame, pending: set[int], n_data: int, got: dict[int, Status]
+    ) -> tuple[str, bool] | None:
+        """Take a valid frame as the reply of a pending id. None when taken, else (the problem, whether
+        it was a pending servo's reply spoiled on the way)."""
         try:
             status = self.codec.parse_status(frame)
         except PacketError:
             self._stats.malformed += 1
-            return "not a status packet"
+            return "not a status packet", False
         if status.id not in pending:
             self._stats.id_mismatches += 1
-            return f"reply from unexpected id {status.id}"
+            return f"reply from unexpected id {status.id}", False
         kind = self.codec.error_kind(status.error)
         if status.error:
             self._stats.servo_errors += 1
         if kind is ErrorKind.CORRUPTED:
-            return f"{self._who([status.id])} received a corrupted packet"
+            return f"{self._who([status.id])} received a corrupted packet", True
         if kind is not ErrorKind.REFUSED and len(status.data) != n_data:
             self._stats.malformed += 1
-            return f"reply of {len(status.data)} data bytes, expected {n_data}"
+            return f"reply of {len(status.data)} data bytes, expected {n_data}", True
         if kind is ErrorKind.ALARM and self._alarms.get(status.id) != status.error:
             log.warning("%s reports %s", self._who([status.id]), self.codec.describe_error(status.error))
         self._alarms[status.id] = status.error

@@ -9,8 +9,8 @@
 The serving thread blocks in select() on the pty master and on a wake-up pipe, so it costs nothing while
 idle; dynamics are computed when a packet arrives. The emulator keeps its own handle on the slave side
 open, so the master never sees a hang-up when a client closes the port and reopens it. No baud-rate
-delay is modelled (a pty has none); each reply waits for its servo's Return_Delay_Time plus any fault
-delay.
+delay is modelled (a pty has none); each reply waits for its servo's Return_Delay_Time, and the replies
+to a request for the fault delay.
 """
 
 from __future__ import annotations
@@ -142,6 +142,11 @@ class EmulatedBus:
         except KeyError:
             raise KeyError(f"no emulated servo with id {id}; ids: {sorted(self._responder.servos)}") from None
 
+    def set_faults(self, faults: Faults) -> None:
+        """Change the faults while serving (a line that goes bad, or recovers)."""
+        self.faults = faults
+        self._injector.reset(faults)
+
     @property
     def ids(self) -> list[int]:
         return sorted(self._responder.servos)
@@ -187,13 +192,16 @@ class EmulatedBus:
             del buf[: scan.consumed]
             if scan.frame is not None:
                 self._stats.requests += 1
-                for reply in self._responder.handle(scan.frame):
-                    packet, delay = self._injector.apply(reply.packet)
+                replies = self._responder.handle(scan.frame)
+                delay = self._injector.delay_s() if replies else 0.0
+                for reply in replies:
+                    packet = self._injector.apply(reply.packet)
+                    delay += reply.servo.return_delay_s
                     if packet is None:
                         continue
-                    delay += reply.servo.return_delay_s
                     if delay > 0:
-                        time.sleep(delay)
+                        time.sleep(delay)  # blocks this thread only, like a servo that takes its time
+                    delay = 0.0
                     self._send(packet)
             if scan.need:
                 return

@@ -1,7 +1,7 @@
 """Fault injection for the emulated servo bus: what a noisy cable and a slow servo do to replies.
 
-Each reply independently may be dropped, have its checksum corrupted, be preceded by noise, and be
-delayed. One seeded `random.Random` draws them, so a run with the same seed and the same requests
+Each reply independently may be dropped, have its checksum corrupted, or be preceded by noise; the
+replies to each request may start late (as behind a USB adapter's latency timer). One seeded `random.Random` draws them, so a run with the same seed and the same requests
 injects the same faults.
 """
 
@@ -20,7 +20,7 @@ class Faults:
     corrupt: float = 0.0  # the reply's checksum / CRC is damaged
     garbage: float = 0.0  # 1..garbage_max_bytes random bytes are sent before the reply
     drop: float = 0.0  # the reply is not sent at all
-    delay_ms: float = 0.0  # every reply waits this long first (on top of Return_Delay_Time)
+    delay_ms: float = 0.0  # the replies to each request start this much later (on top of Return_Delay_Time)
     seed: int = 0
     garbage_max_bytes: int = 8
 
@@ -52,7 +52,7 @@ class FaultCounts:
     corrupted: int = 0
     garbage: int = 0
     dropped: int = 0
-    delayed: int = 0
+    delayed: int = 0  # requests whose replies were delayed
 
     @property
     def total(self) -> int:
@@ -69,20 +69,29 @@ class FaultInjector:
     def __post_init__(self) -> None:
         self._rng = random.Random(self.faults.seed)
 
-    def apply(self, reply: bytes) -> tuple[bytes | None, float]:
-        """-> (the bytes to send or None when dropped, seconds to wait before sending)."""
+    def reset(self, faults: Faults) -> None:
+        """Other faults from now on; the counts carry on, the random sequence restarts from its seed."""
+        self._rng = random.Random(faults.seed)
+        self.faults = faults
+
+    def delay_s(self) -> float:
+        """Seconds to wait before answering a request (counted once per request that is delayed)."""
+        if self.faults.delay_ms:
+            self.counts.delayed += 1
+        return self.faults.delay_ms / 1000.0
+
+    def apply(self, reply: bytes) -> bytes | None:
+        """The bytes to send for one reply, or None when it is dropped."""
         f, rng = self.faults, self._rng
         # The three decisions are drawn for every reply, whatever their outcome.
         drop, corrupt, garbage = rng.random() < f.drop, rng.random() < f.corrupt, rng.random() < f.garbage
         if drop:
             self.counts.dropped += 1
-            return None, 0.0
+            return None
         if corrupt:
             self.counts.corrupted += 1
             reply = reply[:-1] + bytes([reply[-1] ^ rng.randrange(1, 256)])
         if garbage:
             self.counts.garbage += 1
             reply = rng.randbytes(rng.randint(1, f.garbage_max_bytes)) + reply
-        if f.delay_ms:
-            self.counts.delayed += 1
-        return reply, f.delay_ms / 1000.0
+        return reply

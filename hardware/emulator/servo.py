@@ -86,10 +86,14 @@ class EmulatedServo:
             return self._peek(name)
 
     def set_register(self, name: str, value: int) -> None:
-        """Set a register directly, as the servo itself would (read-only ones included)."""
+        """Set a register directly, as the servo itself would (read-only ones included, and kept: the
+        Present_* registers are recomputed only after a writable register changes)."""
         with self._lock:
             self.tick()
-            self._poke(self.table.register(name), value)
+            reg = self.table.register(name)
+            self._poke(reg, value)
+            if reg.writable:
+                self._refresh()
 
     @property
     def id(self) -> int:
