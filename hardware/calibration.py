@@ -120,10 +120,13 @@ def save(path: str | Path, calibration: dict[str, MotorCalibration]) -> Path:
     return path
 
 
-def default_path(robot_type: str, robot_id: str) -> Path:
-    """Where calibrations live unless told otherwise: $VLA_CALIBRATION_DIR or ~/.cache/vla/calibration."""
-    root = os.environ.get("VLA_CALIBRATION_DIR") or Path.home() / ".cache" / "vla" / "calibration"
-    return Path(root) / robot_type / f"{robot_id}.json"
+def default_path(robot_type: str, robot_id: str, leader: bool = False) -> Path:
+    """LeRobot's place for this arm's calibration, so a file either tool wrote serves both:
+    $HF_LEROBOT_CALIBRATION (default $HF_LEROBOT_HOME/calibration, ~/.cache/huggingface/lerobot/calibration)
+    / robots (followers) or teleoperators (leaders) / <robot_type> / <robot_id>.json."""
+    home = Path(os.environ.get("HF_LEROBOT_HOME", "~/.cache/huggingface/lerobot")).expanduser()
+    root = Path(os.environ.get("HF_LEROBOT_CALIBRATION", home / "calibration")).expanduser()
+    return root / ("teleoperators" if leader else "robots") / robot_type / f"{robot_id}.json"
 
 
 def as_dict(calibration: dict[str, MotorCalibration]) -> dict[str, Any]:

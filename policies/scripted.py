@@ -110,9 +110,9 @@ class ScriptedExpert:
         hover: float = 0.07,
         lift_height: float = 0.13,
     ) -> None:
-        from envs.sim_robot import SimRobot
-
-        if not isinstance(robot, SimRobot):
+        # It plans from the simulator's privileged state: a SimRobot, or a robot wrapping one that exposes
+        # its `env` (the virtual SO-101).
+        if not isinstance(getattr(type(robot), "env", None), property):
             raise VLAError(f"policy=scripted needs a simulated robot (env=so101); got {type(robot).__name__}")
         self.robot = robot
         self.speed = speed  # m/s in free space
