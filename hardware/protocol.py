@@ -11,6 +11,7 @@ sign conventions (sign-magnitude on Feetech, two's complement on Dynamixel) live
 from __future__ import annotations
 
 import difflib
+import operator
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -91,7 +92,11 @@ class Register:
     def encode(self, value: int) -> bytes:
         """A value in register units -> the bytes written at `address`."""
         low, high = self.limits
-        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        try:
+            value = operator.index(value)  # ints, bools and numpy integers; never a float silently rounded
+        except TypeError:
+            raise RegisterError(f"{self.name}={value!r}: must be an integer in {low}..{high}") from None
+        if not low <= value <= high:
             raise RegisterError(f"{self.name}={value!r}: must be an integer in {low}..{high}")
         if self.encoding is Encoding.SIGN_MAGNITUDE:
             assert self.sign_bit is not None

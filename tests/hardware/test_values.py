@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -63,6 +64,10 @@ def test_values_outside_a_register_are_refused() -> None:
         MODELS["sts3215"].register("Homing_Offset").encode(2048)
     with pytest.raises(RegisterError, match="Torque_Enable=-1"):
         MODELS["sts3215"].register("Torque_Enable").encode(-1)
+    with pytest.raises(RegisterError, match=r"Goal_Position=1\.5: must be an integer"):
+        MODELS["sts3215"].register("Goal_Position").encode(1.5)  # type: ignore[arg-type]
+    assert MODELS["sts3215"].register("Torque_Enable").encode(True) == b"\x01"
+    assert MODELS["sts3215"].register("Goal_Position").encode(np.int64(-7)) == bytes.fromhex("07 80")
     with pytest.raises(RegisterError, match="did you mean Goal_Position"):
         MODELS["sts3215"].register("Goal_Positon")
 
