@@ -353,7 +353,8 @@ class ServoBus:
         ser = self._ser
         self._port(action, ser.reset_input_buffer)
         self._port(action, ser.write, packet)
-        if not ids:
+        if not ids:  # nothing comes back: return once the bytes have left (a close must not drop them)
+            self._port(action, ser.flush)
             return None
         size = self.codec.status_size(n_data)
         deadline = (

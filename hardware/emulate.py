@@ -20,7 +20,8 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 
 from hardware.emulator import EmulatedBus, EmulatorStats, Faults
-from hardware.tables import ARMS, MODELS
+from hardware.specs import ARMS
+from hardware.tables import MODELS
 from vla.apps.common import user_errors
 from vla.errors import VLAError
 

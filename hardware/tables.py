@@ -12,10 +12,10 @@ bit N (Feetech), `signed` two's complement (Dynamixel).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from types import MappingProxyType
 
-from hardware.protocol import ControlTable, Encoding, Motor, Register
+from hardware.protocol import ControlTable, Encoding, Register
 
 Row = tuple[str, int, int, str, int]  # name, address, size (bytes), flags, default
 
@@ -185,30 +185,3 @@ def model_table(model: str, protocol: str | None = None) -> ControlTable:
     if protocol is not None and table.protocol != protocol:
         raise RegisterError(f"{model} is a {table.protocol} servo, not {protocol}")
     return table
-
-
-@dataclass(frozen=True)
-class Arm:
-    """The servo layout of an arm: its protocol and its motors by joint name."""
-
-    protocol: str
-    motors: Mapping[str, Motor]
-
-
-_JOINTS = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper")
-_STS_ARM = Arm("feetech", MappingProxyType({j: Motor(i, "sts3215") for i, j in enumerate(_JOINTS, 1)}))
-
-# LeRobot's followers: SO-100 / SO-101 are six STS3215; Koch has XL430-W250 at the shoulder and
-# XL330-M288 from the elbow on.
-ARMS: Mapping[str, Arm] = MappingProxyType(
-    {
-        "so100": _STS_ARM,
-        "so101": _STS_ARM,
-        "koch": Arm(
-            "dynamixel",
-            MappingProxyType(
-                {j: Motor(i, "xl430-w250" if i <= 2 else "xl330-m288") for i, j in enumerate(_JOINTS, 1)}
-            ),
-        ),
-    }
-)

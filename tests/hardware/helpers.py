@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from hardware.bus import ServoBus
+from hardware.calibration import MotorCalibration, save
 from hardware.emulator import EmulatedBus, Faults
-from hardware.tables import ARMS
+from hardware.specs import ARMS
 
 
 def emulator_for(robot: str, faults: Faults | None = None, **kwargs: Any) -> EmulatedBus:
@@ -30,3 +34,25 @@ def emulated_arm(
             yield emu, bus
         finally:
             bus.disconnect()
+
+
+def write_calibration(path: Path, robot: str) -> Path:
+    """Joints ±800 steps about the half turn, the gripper 2000..3000, no homing offsets."""
+    cal = {
+        j.name: MotorCalibration(j.id, 0, 0, 2047 - 800, 2047 + 800)
+        if j.name != "gripper"
+        else MotorCalibration(j.id, 0, 0, 2000, 3000)
+        for j in ARMS[robot].joints
+    }
+    return save(path, cal)
+
+
+def start_emulator(cwd: Path, robot: str = "so101") -> tuple[subprocess.Popen, str]:
+    exe = str(Path(sys.executable).with_name("vla-emulate"))
+    proc = subprocess.Popen(
+        [exe, f"robot={robot}"], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line.startswith("port: "), line
+    return proc, line.removeprefix("port: ").strip()

@@ -17,7 +17,7 @@ from hardware.errors import (
     TransactionError,
 )
 from hardware.protocol import Motor
-from hardware.tables import ARMS
+from hardware.specs import ARMS
 from tests.hardware.helpers import emulated_arm, emulator_for
 
 ROBOTS = ["so101", "koch"]

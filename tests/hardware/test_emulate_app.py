@@ -13,7 +13,8 @@ import pytest
 
 from hardware.bus import ServoBus
 from hardware.errors import Disconnected
-from hardware.tables import ARMS, MODELS
+from hardware.specs import ARMS
+from hardware.tables import MODELS
 
 REPO = Path(__file__).resolve().parents[2]
 EXE = str(Path(sys.executable).with_name("vla-emulate"))
@@ -80,7 +81,10 @@ def test_sigusr1_unplugs(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "args, pattern",
     [
-        (["robot=nope"], "robot='nope' is not an emulated arm; choose one of koch, so100, so101"),
+        (
+            ["robot=nope"],
+            "robot='nope' is not an emulated arm; choose one of koch, koch_leader, so100, so100_leader, so101, so101_leader",
+        ),
         (["faults.corrupt=2"], "faults.corrupt=2.0: must be a probability in [0, 1]"),
         (["time_constant_s=0"], "time_constant_s=0.0: must be in (0, 10] seconds"),
     ],

@@ -16,7 +16,8 @@ from hardware.protocol import (
     encode_sign_magnitude,
     encode_twos_complement,
 )
-from hardware.tables import ARMS, MODELS
+from hardware.specs import ARMS
+from hardware.tables import MODELS
 
 
 @given(bit=st.integers(1, 31), data=st.data())
