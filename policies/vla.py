@@ -190,6 +190,8 @@ class VLAPolicy:
     ) -> np.ndarray:
         """Real-time chunking: prev_chunk [H', A] in robot units, row 0 at this observation's tick (rows
         past its end repeat its last action); rows [0, d) are frozen, [d, H - s) decay, the rest are free.
+        A checkpoint trained with `model.rtc_max_delay` conditions on the frozen rows (training-time
+        RTC); any other flow checkpoint is guided towards them (ΠGDM, the paper's inference-time RTC).
         -> the whole chunk [H, A] (not cut to n_action_steps: the runner schedules it)."""
         from vla.model.flow import RTCGuidance
         from vla.runner.rtc import guidance_weights
@@ -200,6 +202,6 @@ class VLAPolicy:
         target = self.model.normalizer.normalize_action(torch.as_tensor(prev, device=self.device)[None])
         d = int(np.clip(inference_delay, 0, h))
         weights = guidance_weights(h, d, int(np.clip(execution_horizon, 0, h)))  # [H]
-        guidance = RTCGuidance(target, torch.as_tensor(weights, device=self.device), self.rtc_beta)
+        guidance = RTCGuidance(target, torch.as_tensor(weights, device=self.device), self.rtc_beta, frozen=d)
         chunk = self.model.sample_actions(self.to_batch(observation), noise=self._noise(), guidance=guidance)
         return chunk[0].float().cpu().numpy()  # [H, A]

@@ -91,3 +91,35 @@ def test_flow_loss_fits_one_batch() -> None:
         loss.backward()
         opt.step()
     assert probe() < 0.5 * start
+
+
+def test_training_time_rtc_conditions_on_the_committed_prefix() -> None:
+    """rtc_max_delay: training hides no loss in the given rows; sampling clamps them and continues."""
+    import pytest
+
+    from vla.model.config import ModelConfigError
+    from vla.model.flow import RTCGuidance
+
+    model = _model("rtc_max_delay=3")
+    assert model.flow is not None and model.flow.rtc_max_delay == 3
+    batch = toy_batch(model.config)
+    inputs = model.prepare_inputs(batch, training=True)
+    assert inputs.actions is not None
+    # a random committed prefix of 0..3 rows per sample: the loss is finite and trains the expert
+    out = model.loss_from_inputs(inputs)
+    out["loss"].backward()
+    assert torch.isfinite(out["loss"]) and model.flow.expert.action_in.weight.grad is not None
+    # at inference, the committed rows come back exactly; the others are sampled
+    h, a = model.config.chunk_size, 5
+    target = torch.randn(1, h, a)
+    guidance = RTCGuidance(target, torch.ones(h), frozen=2)
+    inputs = model.prepare_inputs(toy_batch(model.config, batch_size=1, with_action=False))
+    noise = torch.randn(1, h, model.config.max_action_dim)
+    x = model.sample_from_inputs(inputs, noise=noise, guidance=guidance)  # [1, H, A] normalised
+    torch.testing.assert_close(x[:, :2], target[:, :2])
+    free = model.sample_from_inputs(inputs, noise=noise)
+    assert not torch.allclose(x[:, 2:], free[:, 2:])  # the continuation depends on what was committed
+    with pytest.raises(ModelConfigError, match="rtc_max_delay"):
+        small_config("rtc_max_delay=8")  # chunk_size is 8
+    with pytest.raises(ModelConfigError, match="rtc_max_delay"):
+        small_config("rtc_max_delay=2", "expert.adarms=true")

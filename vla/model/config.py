@@ -92,6 +92,10 @@ class VLAConfig:
     time_min: float = 0.001
     time_min_period: float = 4e-3
     time_max_period: float = 4.0
+    # Training-time real-time chunking: each sample conditions on its first d ~ U{0..rtc_max_delay}
+    # ground-truth actions (clean, time 0, no loss), so at inference the chunk continues the actions
+    # already committed (the runner's `rtc`) by conditioning instead of guidance. 0: off.
+    rtc_max_delay: int = 0
     fast_vocab_size: int = 1024
     fast_scale: float = 10.0
     fast_max_tokens: int = 256
@@ -115,6 +119,18 @@ class VLAConfig:
             (len(set(self.cameras)) == len(self.cameras), "cameras", "distinct names", self.cameras),
             (self.chunk_size >= 1, "chunk_size", ">= 1", self.chunk_size),
             (self.num_steps >= 1, "num_steps", ">= 1", self.num_steps),
+            (
+                0 <= self.rtc_max_delay < self.chunk_size,
+                "rtc_max_delay",
+                f"in 0..chunk_size-1 ({self.chunk_size - 1})",
+                self.rtc_max_delay,
+            ),
+            (
+                self.rtc_max_delay == 0 or (self.head == "flow" and not self.expert.adarms),
+                "rtc_max_delay",
+                "0 unless head=flow without expert.adarms (it needs per-action time)",
+                self.rtc_max_delay,
+            ),
             (self.max_text_tokens >= 2, "max_text_tokens", ">= 2", self.max_text_tokens),
             (self.max_state_dim >= 1, "max_state_dim", ">= 1", self.max_state_dim),
             (self.max_action_dim >= 1, "max_action_dim", ">= 1", self.max_action_dim),

@@ -155,9 +155,15 @@ class ActionExpert(nn.Module):
             self.time_mlp = nn.Sequential(nn.Linear(2 * width, width), nn.SiLU(), nn.Linear(width, width))
 
     def embed_actions(self, noisy: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """noisy [B, H, A], t [B] -> (tokens [B, H, W], cond [B, W] or None)."""
+        """noisy [B, H, A], t [B] (or [B, H]: a time per action) -> (tokens [B, H, W], cond [B, W] or None)."""
         dtype = self.action_in.weight.dtype
         tokens = self.action_in(noisy.to(dtype))  # [B, H, W]
+        if t.ndim == 2:  # per action (training-time RTC: the committed prefix is clean, at time 0)
+            if self.adarms:
+                raise ValueError("a time per action needs the action-time MLP, not adaRMS conditioning")
+            flat = sinusoidal_time_embedding(t.reshape(-1), self.width, self.min_period, self.max_period)
+            time = flat.to(dtype).view(*t.shape, -1)  # [B, H, W]
+            return self.time_mlp(torch.cat([tokens, time], dim=-1)), None
         time = sinusoidal_time_embedding(t, self.width, self.min_period, self.max_period).to(dtype)  # [B, W]
         if self.adarms:
             return tokens, self.time_mlp(time)

@@ -38,6 +38,7 @@ class RTCGuidance:
     target: torch.Tensor
     weights: torch.Tensor
     beta: float = 5.0
+    frozen: int = 0  # rows [0, frozen) are committed; a prefix-trained head clamps them instead of guiding
 
     def scale(self, t: torch.Tensor) -> torch.Tensor:
         """t [B] (1 = noise) -> min(β, (1-τ) / (τ r²)) with τ = 1 - t, r² = (1-τ)² / (τ² + (1-τ)²)."""
@@ -53,6 +54,7 @@ class FlowMatchingHead(nn.Module):
         self.max_action_dim = cfg.max_action_dim
         self.beta = (cfg.time_beta_alpha, cfg.time_beta_beta)
         self.time_min = cfg.time_min
+        self.rtc_max_delay = cfg.rtc_max_delay
 
     # ------------------------------------------------------------------ the denoising step
 
@@ -65,7 +67,7 @@ class FlowMatchingHead(nn.Module):
         prefix: torch.Tensor | None = None,
         cache: KVCache | None = None,
     ) -> torch.Tensor:
-        """x_t [B, H, A], t [B] -> predicted velocity [B, H, A] (float32). Give `prefix` or `cache`."""
+        """x_t [B, H, A], t [B] or [B, H] -> predicted velocity [B, H, A] (float32). Give `prefix` or `cache`."""
         tokens, cond = self.expert.embed_actions(x_t, t)  # [B, H, W]
         valid = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
         layout = suffix_layout(prefix_layout, valid, causal=False)
@@ -100,16 +102,24 @@ class FlowMatchingHead(nn.Module):
         t: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """actions [B, H, A_max] normalised and zero-padded; masks: action_is_pad [B, H], dims [B, A_max]."""
-        b = actions.shape[0]
+        b, h = actions.shape[:2]
         noise = torch.randn_like(actions) if noise is None else noise
         t = self.sample_time(b, actions.device) if t is None else t
-        tt = t[:, None, None]  # [B, 1, 1]
+        time: torch.Tensor = t  # [B], or [B, H] with a committed prefix
+        committed = None
+        if self.rtc_max_delay > 0:  # training-time RTC: the first d actions are given, clean
+            d = torch.randint(0, self.rtc_max_delay + 1, (b,), device=actions.device)  # [B]
+            committed = torch.arange(h, device=actions.device)[None, :] < d[:, None]  # [B, H]
+            time = t[:, None].expand(b, h).masked_fill(committed, 0.0)
+        tt = time[:, None, None] if time.ndim == 1 else time[:, :, None]  # [B, 1|H, 1]
         x_t = tt * noise + (1.0 - tt) * actions
         target = noise - actions
-        pred = self.velocity(backbone, x_t, t, prefix_layout, prefix=prefix)
+        pred = self.velocity(backbone, x_t, time, prefix_layout, prefix=prefix)
         weight = action_dim_mask[:, None, :].float().expand_as(pred)  # [B, H, A]
         if action_is_pad is not None:
             weight = weight * (~action_is_pad.bool())[:, :, None].float()
+        if committed is not None:  # no loss on what was given
+            weight = weight * (~committed)[:, :, None].float()
         err = (pred - target).pow(2) * weight
         loss = err.sum() / weight.sum().clamp(min=1.0)
         return {"loss": loss, "flow_mse": loss.detach()}
@@ -130,6 +140,8 @@ class FlowMatchingHead(nn.Module):
         With `guidance`, each step's velocity is corrected towards its target (real-time chunking)."""
         x = noise.float()
         dt = -1.0 / num_steps
+        if guidance is not None and guidance.frozen > 0 and self.rtc_max_delay > 0:
+            return self._sample_committed(backbone, prefix_layout, x, num_steps, prefix, cache, guidance)
         for step in range(num_steps):
             t = torch.full((x.shape[0],), 1.0 + step * dt, device=x.device)
             if guidance is None:
@@ -137,6 +149,33 @@ class FlowMatchingHead(nn.Module):
             else:
                 v = self._guided_velocity(guidance, backbone, x, t, prefix_layout, prefix, cache)
             x = x + dt * v
+        return x
+
+    def _sample_committed(
+        self,
+        backbone: Backbone,
+        prefix_layout: TokenLayout,
+        x: torch.Tensor,
+        num_steps: int,
+        prefix: torch.Tensor | None,
+        cache: KVCache | None,
+        guidance: RTCGuidance,
+    ) -> torch.Tensor:
+        """Training-time RTC at inference: the committed rows are clamped to the target at time 0 and the
+        rest is denoised conditioned on them (as the head was trained: `rtc_max_delay`)."""
+        b, h, _ = x.shape
+        a = guidance.target.shape[-1]
+        d = min(guidance.frozen, self.rtc_max_delay, h - 1)
+        given = torch.zeros_like(x[:, :d])  # [B, d, A_max], zero-padded as in training
+        given[:, :, :a] = guidance.target[:, :d].to(x)
+        dt = -1.0 / num_steps
+        for step in range(num_steps):
+            x[:, :d] = given
+            t = torch.full((b, h), 1.0 + step * dt, device=x.device)
+            t[:, :d] = 0.0
+            v = self.velocity(backbone, x, t, prefix_layout, prefix=prefix, cache=cache)
+            x = x + dt * v
+        x[:, :d] = given
         return x
 
     def _guided_velocity(
