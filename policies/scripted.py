@@ -9,11 +9,12 @@ poses, so the behaviour is closed-loop: a knocked or dropped cube is approached 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, cast
 
 import mujoco
 import numpy as np
 
+from envs.metaworld import METAWORLD_ROBOT_TYPE
 from envs.so101.env import ACTION_HIGH, ACTION_LOW, SO101Env, to_units
 from envs.so101.model import ARM_JOINTS, BIN_HEIGHT, CUBE_HALF, JOINT_LIMITS
 from envs.so101.tasks import COLOURS
@@ -100,7 +101,22 @@ class ScriptedExpert:
 
     Phases: approach above the target cube, descend, close the jaws, lift; for `bin` then carry over
     the bin, lower, open and back off; for `touch` descend with closed jaws until they touch the cube.
+
+    This class is `policy=scripted`'s target: for a Meta-World robot it builds that benchmark's bundled
+    expert instead (`policies.metaworld_expert.MetaWorldExpert`), so one policy config serves both envs.
     """
+
+    def __new__(cls, robot: Any, *args: Any, **kwargs: Any) -> ScriptedExpert:
+        if getattr(robot, "robot_type", None) == METAWORLD_ROBOT_TYPE:
+            if args or kwargs:
+                raise VLAError(
+                    f"policy=scripted on Meta-World takes no options; got {sorted(kwargs) or args}"
+                )
+            from policies.metaworld_expert import MetaWorldExpert
+
+            # Not a ScriptedExpert, so Python skips __init__ below.
+            return cast(ScriptedExpert, MetaWorldExpert(robot))
+        return super().__new__(cls)
 
     def __init__(
         self,
