@@ -139,7 +139,7 @@ def run(cfg: DictConfig) -> Path:
     return path
 
 
-@hydra.main(version_base="1.3", config_path="pkg://configs", config_name="calibrate")
+@hydra.main(version_base="1.3", config_path="pkg://configs.hardware", config_name="calibrate")
 @user_errors(APP)
 def main(cfg: DictConfig) -> None:
     run(cfg)

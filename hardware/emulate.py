@@ -19,7 +19,9 @@ import hydra
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 
+from hardware.calibration import load
 from hardware.emulator import EmulatedBus, EmulatorStats, Faults
+from hardware.replay import TrajectoryPlayer, dataset_trajectory
 from hardware.specs import ARMS
 from hardware.tables import MODELS
 from vla.apps.common import user_errors
@@ -40,9 +42,21 @@ class FaultsConfig:
 
 
 @dataclass
+class ReplayConfig:
+    dataset: str | None = (
+        None  # a LeRobot dataset: its episode's actions move the servos (a hand on a leader)
+    )
+    episode: int = 0
+    calibration: str | None = None  # the emulated arm's calibration (degrees -> encoder steps)
+    key: str = "action"
+    loop: bool = True
+
+
+@dataclass
 class EmulateConfig:
     robot: str = "so101"
     faults: FaultsConfig = field(default_factory=FaultsConfig)
+    replay: ReplayConfig = field(default_factory=ReplayConfig)
     time_constant_s: float = 0.05
     seed: int = 0
 
@@ -63,7 +77,24 @@ def build(cfg: DictConfig) -> EmulatedBus:
     faults = Faults(corrupt=f.corrupt, garbage=f.garbage, drop=f.drop, delay_ms=f.delay_ms, seed=cfg.seed)
     arm = ARMS[cfg.robot]
     servos = {m.id: m.model for m in arm.motors.values()}
-    return EmulatedBus(arm.protocol, servos, faults=faults, time_constant_s=cfg.time_constant_s)
+    dynamics = "external" if cfg.replay.dataset else "first_order"
+    return EmulatedBus(
+        arm.protocol, servos, faults=faults, time_constant_s=cfg.time_constant_s, dynamics=dynamics
+    )
+
+
+def player(cfg: DictConfig, bus: EmulatedBus) -> TrajectoryPlayer | None:
+    """The replay of `replay.dataset` on the servos, if one is configured."""
+    if not cfg.replay.dataset:
+        return None
+    if not cfg.replay.calibration:
+        raise VLAError("replay.calibration is required with replay.dataset (the arm's calibration JSON)")
+    spec = ARMS[cfg.robot]
+    calibration = load(cfg.replay.calibration, spec.ids)
+    positions, fps = dataset_trajectory(
+        cfg.replay.dataset, cfg.replay.episode, spec, calibration, cfg.replay.key
+    )
+    return TrajectoryPlayer(bus, positions, [j.id for j in spec.joints], fps, loop=cfg.replay.loop)
 
 
 def describe(cfg: DictConfig, bus: EmulatedBus) -> str:
@@ -88,6 +119,7 @@ def summary(stats: EmulatorStats) -> str:
 
 def emulate(cfg: DictConfig) -> EmulatorStats:
     bus = build(cfg)
+    replay = player(cfg, bus)
     # Block the signals and take them with sigwait: no handler races, and the serving thread (which
     # inherits the mask) is never interrupted.
     watched = {*_STOP, _UNPLUG}
@@ -95,6 +127,13 @@ def emulate(cfg: DictConfig) -> EmulatorStats:
     try:
         print(f"port: {bus.start()}", flush=True)
         print(describe(cfg, bus), file=sys.stderr, flush=True)
+        if replay is not None:
+            replay.start()
+            print(
+                f"{APP}: replaying {cfg.replay.dataset} episode {cfg.replay.episode}",
+                file=sys.stderr,
+                flush=True,
+            )
         timeout = cfg.faults.unplug_after_s
         if timeout:
             info = signal.sigtimedwait(watched, timeout)
@@ -106,13 +145,15 @@ def emulate(cfg: DictConfig) -> EmulatorStats:
         else:
             print(f"{APP}: {signal.Signals(signo).name}: stopping", file=sys.stderr, flush=True)
     finally:
+        if replay is not None:
+            replay.stop()
         bus.stop()
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
     print(summary(bus.stats), file=sys.stderr, flush=True)
     return bus.stats
 
 
-@hydra.main(version_base="1.3", config_path="pkg://configs", config_name="emulate")
+@hydra.main(version_base="1.3", config_path="pkg://configs.hardware", config_name="emulate")
 @user_errors(APP)
 def main(cfg: DictConfig) -> None:
     emulate(cfg)

@@ -47,12 +47,17 @@ def write_calibration(path: Path, robot: str) -> Path:
     return save(path, cal)
 
 
-def start_emulator(cwd: Path, robot: str = "so101") -> tuple[subprocess.Popen, str]:
+def start_emulator(cwd: Path, robot: str = "so101", *overrides: str) -> tuple[subprocess.Popen, str]:
+    """`vla-emulate robot=<robot> <overrides>` in its own process -> (the process, its port)."""
     exe = str(Path(sys.executable).with_name("vla-emulate"))
     proc = subprocess.Popen(
-        [exe, f"robot={robot}"], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [exe, f"robot={robot}", *overrides],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()
-    assert line.startswith("port: "), line
+    assert line.startswith("port: "), (line, proc.stderr.read() if proc.poll() is not None else "")
     return proc, line.removeprefix("port: ").strip()

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import functools
+import os
 import signal
 import sys
+import tempfile
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 from typing import Any, TypeVar
 
@@ -24,6 +27,29 @@ def _value_or(value: Any, default: Any) -> Any:
 
 # `${vla.or:${output_dir},outputs/train/...}`: hydra's run dir follows output_dir when one is given.
 OmegaConf.register_new_resolver("vla.or", _value_or, replace=True)
+
+
+def _run_dir(output_dir: str) -> str:
+    """hydra's run dir: `output_dir` if it can be created; else a scratch dir, so that hydra's own mkdir
+    does not crash with a traceback and the app can report the bad output_dir as one line."""
+    probe = Path(output_dir).absolute()
+    while not probe.exists():
+        probe = probe.parent
+    if probe.is_dir() and os.access(probe, os.W_OK | os.X_OK):
+        return output_dir
+    return str(Path(tempfile.gettempdir()) / f"vla-{os.getuid()}-unwritable")
+
+
+OmegaConf.register_new_resolver("vla.run_dir", _run_dir, replace=True)
+
+
+def prepare_output_dir(output_dir: Path) -> None:
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=output_dir, prefix=".probe"):
+            pass
+    except OSError as e:
+        raise VLAError(f"output_dir={output_dir}: cannot write there ({e.strerror or e})") from None
 
 
 def user_errors(app_name: str) -> Callable[[F], F]:
@@ -99,3 +125,19 @@ class GracefulStop:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         self._previous.clear()
+
+
+PROCESS_POLICY = "policies.process.ProcessPolicy"  # named, not imported: vla/ depends on no concrete policy
+
+
+def build_policy(policy_cfg: Any, runner_cfg: Any, robot: Any, **override: Any) -> Any:
+    """The configured policy for `robot`; in a child process when `runner.inference` says so (a checkpoint
+    policy under real time, by default: see vla.runner.config), served over loopback."""
+    from vla.runner.config import RunnerConfig
+
+    runner = RunnerConfig.from_any(runner_cfg)
+    if not runner.in_process(loads_checkpoint="checkpoint" in list(policy_cfg.keys())):
+        return instantiate(policy_cfg, "policy", robot=robot, **override)
+    node = {**OmegaConf.to_container(policy_cfg, resolve=True), **override}  # type: ignore[dict-item]
+    spec = {"_target_": PROCESS_POLICY, "_recursive_": False, "_convert_": "all", "node": node}
+    return instantiate(spec, "policy", robot=robot)

@@ -22,7 +22,6 @@ import json
 import os
 import re
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -34,14 +33,13 @@ import numpy as np
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from vla.apps.common import GracefulStop, instantiate, user_errors
+from vla.apps.common import GracefulStop, build_policy, instantiate, prepare_output_dir, user_errors
 from vla.errors import VLAError
 from vla.metrics import wilson_interval
 from vla.plot import success_vs_step_svg
 from vla.runner.config import RunnerConfig
 
 APP = "vla-rollout"
-PROCESS_POLICY = "policies.process.ProcessPolicy"
 
 
 @dataclass
@@ -61,19 +59,6 @@ class RolloutConfig:
 
 ConfigStore.instance().store(name="rollout_schema", node=RolloutConfig)
 
-
-def _run_dir(output_dir: str) -> str:
-    """hydra's run dir: `output_dir` if it can be created; else a scratch dir, so that hydra's own mkdir
-    does not crash with a traceback and the app can report the bad output_dir as one line."""
-    probe = Path(output_dir).absolute()
-    while not probe.exists():
-        probe = probe.parent
-    if probe.is_dir() and os.access(probe, os.W_OK | os.X_OK):
-        return output_dir
-    return str(Path(tempfile.gettempdir()) / f"{APP}-{os.getuid()}-unwritable")
-
-
-OmegaConf.register_new_resolver("vla.run_dir", _run_dir, replace=True)
 
 # "005000", "step_1000", "ckpt-200", "checkpoint3000": a training step in a checkpoint directory's name.
 STEP_IN_NAME = re.compile(r"^(?:.*?(?:step|ckpt|checkpoint|iter)[_\-]?)?(\d+)$", re.IGNORECASE)
@@ -128,15 +113,6 @@ def _validate(cfg: DictConfig) -> tuple[list[str], list[str | None]]:
         if not Path(ckpt).is_dir():
             raise VLAError(f"checkpoints[{i}]={ckpt}: no such directory")
     return tasks, [str(c) for c in cfg.checkpoints]
-
-
-def _prepare_output_dir(output_dir: Path) -> None:
-    try:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=output_dir, prefix=".probe"):
-            pass
-    except OSError as e:
-        raise VLAError(f"output_dir={output_dir}: cannot write there ({e.strerror or e})") from None
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -234,7 +210,7 @@ def rollout(cfg: DictConfig) -> dict[str, Any]:
 
     tasks, checkpoints = _validate(cfg)
     out = Path(cfg.output_dir).absolute()
-    _prepare_output_dir(out)
+    prepare_output_dir(out)
     robots: dict[str, Any] = {}
     for task in tasks:  # built before anything runs, so an unknown task id fails first
         try:
@@ -246,17 +222,11 @@ def rollout(cfg: DictConfig) -> dict[str, Any]:
     runner_cfg = RunnerConfig.from_any(cfg.runner)
     in_process = runner_cfg.in_process(loads_checkpoint="checkpoint" in list(cfg.policy.keys()))
 
-    def build_policy(ckpt: str | None, task: str) -> Any:
+    def make_policy(ckpt: str | None, task: str) -> Any:
         override = {} if ckpt is None else {"checkpoint": ckpt}
-        if not in_process:
-            return instantiate(cfg.policy, "policy", robot=robots[task], **override)
-        node = {**OmegaConf.to_container(cfg.policy, resolve=True), **override}  # type: ignore[dict-item]
-        # built in a child process and served over loopback (policies.process): named, not imported,
-        # so vla/ depends on no concrete policy
-        spec = {"_target_": PROCESS_POLICY, "_recursive_": False, "_convert_": "all", "node": node}
-        return instantiate(spec, "policy", robot=robots[task])
+        return build_policy(cfg.policy, cfg.runner, robots[task], **override)
 
-    first_policy = build_policy(groups[0][1], groups[0][2])  # a bad policy config fails before the bar shows
+    first_policy = make_policy(groups[0][1], groups[0][2])  # a bad policy config fails before the bar shows
     total = len(groups) * cfg.episodes
     per_episode: list[dict[str, Any]] = []
     started = time.perf_counter()
@@ -275,7 +245,7 @@ def rollout(cfg: DictConfig) -> dict[str, Any]:
                 if stop.requested:
                     break
                 videos = Path("videos") if ckpt is None else Path("videos", f"{c}_{Path(ckpt).name}")
-                policy = first_policy if g == 0 else build_policy(ckpt, task)
+                policy = first_policy if g == 0 else make_policy(ckpt, task)
                 live = (recorder, show if cfg.progress else None)
                 try:
                     for record in _episodes(cfg, robots[task], policy, task, out, videos, stop, live):

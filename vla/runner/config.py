@@ -9,7 +9,7 @@ from vla.runner.errors import RunnerConfigError
 
 STRATEGIES = ("sync", "async", "rtc", "ensemble")
 MERGES = ("replace", "average")
-INFERENCE = ("auto", "thread", "process")
+INFERENCE = ("auto", "thread", "process", "inline")
 
 
 @dataclass
@@ -34,7 +34,9 @@ class RunnerConfig:
     inference: where the apps run the policy: thread (a worker thread of the control process) | process
         (a child process built from the policy's config, served over loopback: the control loop keeps
         its interpreter lock to itself, for sub-millisecond tick jitter) | auto (process for checkpoint
-        policies when realtime, else thread). The Runner itself takes whatever policy object it is given.
+        policies when realtime, else thread) | inline (called in the control loop itself, sync only: for
+        policies that answer in well under a tick, e.g. a teleop device). The Runner itself takes whatever
+        policy object it is given; the apps build it in a child process for `process`.
     """
 
     strategy: str = "sync"
@@ -61,6 +63,10 @@ class RunnerConfig:
         if self.inference not in INFERENCE:
             raise RunnerConfigError(
                 f"runner.inference={self.inference!r}: choose one of {', '.join(INFERENCE)}"
+            )
+        if self.inference == "inline" and self.strategy != "sync":
+            raise RunnerConfigError(
+                f"runner.inference=inline blocks the loop; it needs runner.strategy=sync, not {self.strategy}"
             )
         if self.merge not in MERGES:
             raise RunnerConfigError(f"runner.merge={self.merge!r}: choose one of {', '.join(MERGES)}")

@@ -107,7 +107,7 @@ class Runner:
     def _backend_for_run(self) -> InlineInference | ThreadedInference:
         if self._backend is None:
             cfg, extra = self.config, self.config.extra_latency_ms / 1000.0
-            if cfg.realtime:
+            if cfg.realtime and cfg.inference != "inline":
                 self._backend = ThreadedInference(self.policy, self.clock, extra)
             else:
                 sync = cfg.strategy == "sync"
