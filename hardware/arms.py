@@ -97,7 +97,7 @@ class ServoArm:
         max_relative_target: float | None = 20.0,
         command_timeout_ms: float | None = 500.0,
         torque_limit: int | None = None,
-        retries: int = 3,
+        retries: int = 5,
         baudrate: int | None = None,
     ) -> None:
         self.spec = arm_spec(robot)

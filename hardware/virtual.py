@@ -77,7 +77,7 @@ class VirtualSO101:
         faults: dict[str, Any] | None = None,
         max_relative_target: float | None = None,
         command_timeout_ms: float | None = None,
-        retries: int = 3,
+        retries: int = 5,
     ) -> None:
         from envs.sim_robot import SimRobot
 

@@ -9,7 +9,7 @@ poses, so the behaviour is closed-loop: a knocked or dropped cube is approached 
 from __future__ import annotations
 
 import math
-from typing import Any, cast
+from typing import Any
 
 import mujoco
 import numpy as np
@@ -101,22 +101,7 @@ class ScriptedExpert:
 
     Phases: approach above the target cube, descend, close the jaws, lift; for `bin` then carry over
     the bin, lower, open and back off; for `touch` descend with closed jaws until they touch the cube.
-
-    This class is `policy=scripted`'s target: for a Meta-World robot it builds that benchmark's bundled
-    expert instead (`policies.metaworld_expert.MetaWorldExpert`), so one policy config serves both envs.
     """
-
-    def __new__(cls, robot: Any, *args: Any, **kwargs: Any) -> ScriptedExpert:
-        if getattr(robot, "robot_type", None) == METAWORLD_ROBOT_TYPE:
-            if args or kwargs:
-                raise VLAError(
-                    f"policy=scripted on Meta-World takes no options; got {sorted(kwargs) or args}"
-                )
-            from policies.metaworld_expert import MetaWorldExpert
-
-            # Not a ScriptedExpert, so Python skips __init__ below.
-            return cast(ScriptedExpert, MetaWorldExpert(robot))
-        return super().__new__(cls)
 
     def __init__(
         self,
@@ -275,3 +260,15 @@ class ScriptedExpert:
         self._q = self._q + np.clip(q - self._q, -MAX_JOINT_STEP, MAX_JOINT_STEP)
         units = np.append(np.degrees(self._q), self._grip).astype(np.float32)  # (6,) env units
         return np.clip(units, ACTION_LOW, ACTION_HIGH)[None, :].astype(np.float32)  # (1, 6)
+
+
+def scripted_policy(robot: Any, **options: Any) -> Any:
+    """`policy=scripted`: the expert for this robot: on Meta-World the benchmark's bundled expert for its
+    task, on the SO-101 (simulated or virtual) the inverse-kinematics `ScriptedExpert`."""
+    if getattr(robot, "robot_type", None) == METAWORLD_ROBOT_TYPE:
+        if options:
+            raise VLAError(f"policy=scripted on Meta-World takes no options; got {sorted(options)}")
+        from policies.metaworld_expert import MetaWorldExpert
+
+        return MetaWorldExpert(robot)
+    return ScriptedExpert(robot, **options)

@@ -24,7 +24,7 @@ from envs.metaworld import (
     tasks_of,
 )
 from policies.metaworld_expert import MetaWorldExpert
-from policies.scripted import ScriptedExpert
+from policies.scripted import scripted_policy
 from vla.episode import run_episode
 from vla.errors import VLAError
 from vla.robot import ACTION, STATE, EpisodicRobot, Robot
@@ -114,7 +114,7 @@ def test_same_seed_same_scene_and_episode(push: MetaWorldRobot) -> None:
     def episode(seed: int) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
         obs = push.reset(seed=seed)
         start, frame = push.full_state, obs[CAM].copy()
-        expert = ScriptedExpert(push)
+        expert = scripted_policy(push)
         states = []
         for _ in range(20):
             push.send_action(expert.select_chunk(push.get_observation())[0])
@@ -134,7 +134,7 @@ def test_same_seed_same_scene_and_episode(push: MetaWorldRobot) -> None:
 def test_bundled_expert_succeeds(task: str) -> None:
     robot = MetaWorldRobot(task=task, image_size=32)
     try:
-        expert = ScriptedExpert(robot)  # policy=scripted's target builds the Meta-World expert
+        expert = scripted_policy(robot)  # policy=scripted builds the Meta-World expert
         assert isinstance(expert, MetaWorldExpert)
         for seed in (0, 1):
             result = run_episode(robot, expert, seed)
@@ -171,7 +171,7 @@ def test_user_errors_are_one_clear_line() -> None:
     with pytest.raises(VLAError, match=r"env\.max_episode_steps=501"):
         MetaWorldRobot(max_episode_steps=501)
     with pytest.raises(VLAError, match="takes no options"):
-        ScriptedExpert(MetaWorldRobot(), speed=0.3)
+        scripted_policy(MetaWorldRobot(), speed=0.3)
     with pytest.raises(VLAError, match="needs a Meta-World robot"):
         MetaWorldExpert(object())
 

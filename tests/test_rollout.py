@@ -85,7 +85,7 @@ def test_scripted_touch_report_and_videos(tmp_path: Path) -> None:
     touch = on_disk["per_task"]["touch"]
     assert touch["lengths"] == [e["steps"] for e in eps]
     assert touch["mean_length"] == pytest.approx(np.mean(touch["lengths"]))
-    assert on_disk["policy"]["_target_"] == "policies.scripted.ScriptedExpert"
+    assert on_disk["policy"]["_target_"] == "policies.scripted.scripted_policy"
     assert on_disk["env"]["image_size"] == 96 and on_disk["seconds"] > 0
     # Videos of the first two episodes only, named by outcome, front | wrist at 96 px, one frame per step.
     assert [e["video"] for e in eps] == ["videos/touch_ep0_success.mp4", "videos/touch_ep1_success.mp4", None]
