@@ -26,6 +26,7 @@ import contextlib
 import logging
 import math
 import os
+import select
 import termios
 import threading
 import time
@@ -125,6 +126,7 @@ class ServoBus:
         self._lock = threading.Lock()
         self._stats = BusStats()
         self._alarms: dict[int, int] = {}
+        self._vmin = -1  # the port's termios VMIN as we last set it (-1: unknown)
 
     # --- connection --------------------------------------------------------------------------------
     def connect(self, handshake: bool = True) -> None:
@@ -140,6 +142,7 @@ class ServoBus:
                     write_timeout=WRITE_TIMEOUT_S,
                     exclusive=True,
                 )
+                self._vmin = -1  # opening configured the port afresh
             except (serial.SerialException, OSError, ValueError) as e:
                 raise BusError(f"cannot open {self.port}: {e}") from e
         _warn_about_latency_timer(self.port, self.timeout_margin_s)
@@ -422,11 +425,42 @@ class ServoBus:
         return None
 
     def _read(self, n: int, timeout_s: float) -> bytes:
-        # Whole milliseconds, so the port (a tcsetattr) is reconfigured only when the value changes.
-        timeout = max(0.001, math.ceil(timeout_s * 1000) / 1000)
-        if self._ser.timeout != timeout:
-            self._ser.timeout = timeout
-        return bytes(self._ser.read(n))
+        """Up to n bytes, waiting at most timeout_s. On a posix tty: select + read on the descriptor, with
+        the kernel set to wake us only once n bytes are in (termios VMIN, VTIME 0: a tty's poll then
+        reports readable at n bytes) rather than once per servo's reply; pyserial's read would also
+        reconfigure the port whenever its timeout changes. Together ~half our CPU at 100 Hz."""
+        fd = getattr(self._ser, "fd", None)
+        if not isinstance(fd, int):  # not a posix tty (e.g. a loop:// URL): pyserial's own read
+            timeout = max(0.001, math.ceil(timeout_s * 1000) / 1000)
+            if self._ser.timeout != timeout:
+                self._ser.timeout = timeout
+            return bytes(self._ser.read(n))
+        want = max(1, min(n, 255))
+        if self._vmin != want:
+            attrs = termios.tcgetattr(fd)
+            attrs[6][termios.VMIN], attrs[6][termios.VTIME] = want, 0
+            termios.tcsetattr(fd, termios.TCSANOW, attrs)
+            self._vmin = want
+        out = b""
+        deadline = time.perf_counter() + timeout_s
+        while len(out) < n:
+            remaining = deadline - time.perf_counter()
+            ready = remaining > 0 and bool(select.select([fd], [], [], remaining)[0])
+            try:  # the descriptor is non-blocking (pyserial opens it so): after a timeout, take what came
+                chunk = os.read(fd, n - len(out))
+            except BlockingIOError:
+                chunk = b"" if not ready else None  # type: ignore[assignment]
+            if chunk is None or (ready and not chunk):  # readable yet nothing to read: a hang-up
+                raise serial.SerialException("the device reports data but gives none (disconnected?)")
+            out += chunk
+            if not ready:
+                break
+            if len(out) < n and self._vmin != 1:  # the rest may be short (a dropped reply): any byte wakes
+                attrs = termios.tcgetattr(fd)
+                attrs[6][termios.VMIN] = 1
+                termios.tcsetattr(fd, termios.TCSANOW, attrs)
+                self._vmin = 1
+        return out
 
     def _port(self, action: str, fn: Callable[..., Any], *args: Any) -> Any:
         """Call the port; any failure of the port itself disconnects the bus."""

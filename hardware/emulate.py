@@ -59,6 +59,7 @@ class EmulateConfig:
     replay: ReplayConfig = field(default_factory=ReplayConfig)
     time_constant_s: float = 0.05
     seed: int = 0
+    baudrate: int | None = 1_000_000  # model the wire time at this rate (null: a pty's instant transfers)
 
 
 ConfigStore.instance().store(name="emulate_schema", node=EmulateConfig)
@@ -78,8 +79,15 @@ def build(cfg: DictConfig) -> EmulatedBus:
     arm = ARMS[cfg.robot]
     servos = {m.id: m.model for m in arm.motors.values()}
     dynamics = "external" if cfg.replay.dataset else "first_order"
+    if cfg.baudrate is not None and cfg.baudrate <= 0:
+        raise VLAError(f"baudrate={cfg.baudrate}: must be positive (or null: no wire time)")
     return EmulatedBus(
-        arm.protocol, servos, faults=faults, time_constant_s=cfg.time_constant_s, dynamics=dynamics
+        arm.protocol,
+        servos,
+        faults=faults,
+        time_constant_s=cfg.time_constant_s,
+        dynamics=dynamics,
+        baudrate=cfg.baudrate,
     )
 
 

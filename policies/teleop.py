@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
-import select
-import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
 
+from vla.apps.keys import TerminalKeys
 from vla.errors import VLAError
 from vla.robot import ACTION, STATE
 
@@ -72,36 +70,6 @@ class LeaderArmTeleop:
     @property
     def bus_stats(self) -> dict[str, Any]:
         return dict(self.leader.bus.stats.__dict__)
-
-
-class TerminalKeys:
-    """Keys pressed in this terminal, without Enter (cbreak mode; restored on close)."""
-
-    def __init__(self) -> None:
-        self._saved: Any = None
-        if sys.stdin.isatty():
-            import termios
-            import tty
-
-            self._saved = termios.tcgetattr(sys.stdin.fileno())
-            tty.setcbreak(sys.stdin.fileno())
-
-    def __call__(self) -> list[str]:
-        keys: list[str] = []
-        fd = sys.stdin.fileno()
-        while select.select([sys.stdin], [], [], 0)[0]:
-            ch = os.read(fd, 1).decode(errors="ignore")
-            if not ch:
-                break
-            keys.append(ch)
-        return keys
-
-    def close(self) -> None:
-        if self._saved is not None:
-            import termios
-
-            termios.tcsetattr(sys.stdin.fileno(), termios.TCSADRAIN, self._saved)
-            self._saved = None
 
 
 MOVES = {"w": (1, 0, 0), "s": (-1, 0, 0), "a": (0, 1, 0), "d": (0, -1, 0), "r": (0, 0, 1), "f": (0, 0, -1)}

@@ -57,6 +57,7 @@ class EmulatedBus:
         time_constant_s: float = 0.05,
         dynamics: str = "first_order",
         positions: Mapping[int, float] | None = None,
+        baudrate: int | None = None,
     ) -> None:
         if protocol not in CODECS:
             raise ValueError(f"protocol={protocol!r}: must be one of {', '.join(CODECS)}")
@@ -67,6 +68,10 @@ class EmulatedBus:
         self.codec = CODECS[protocol]
         self.faults = faults or Faults()
         self._injector = FaultInjector(self.faults)
+        # Wire time: with a baud rate, a request is acted on only once its last byte would have arrived
+        # and each reply leaves after its bytes would have been sent (10 bits a byte), as on a real bus;
+        # None: a pty's instant transfers.
+        self.byte_s = None if baudrate is None else 10.0 / float(baudrate)
         self._responder = Responder(
             self.codec,
             [
@@ -192,15 +197,19 @@ class EmulatedBus:
             del buf[: scan.consumed]
             if scan.frame is not None:
                 self._stats.requests += 1
+                if self.byte_s is not None:
+                    _sleep(scan.consumed * self.byte_s)  # the request's own time on the wire
                 replies = self._responder.handle(scan.frame)
                 delay = self._injector.delay_s() if replies else 0.0
                 for reply in replies:
                     packet = self._injector.apply(reply.packet)
                     delay += reply.servo.return_delay_s
+                    if self.byte_s is not None and packet is not None:
+                        delay += len(packet) * self.byte_s
                     if packet is None:
                         continue
                     if delay > 0:
-                        time.sleep(delay)  # blocks this thread only, like a servo that takes its time
+                        _sleep(delay)  # blocks this thread only, like a servo that takes its time
                     delay = 0.0
                     self._send(packet)
             if scan.need:
@@ -227,3 +236,13 @@ class EmulatedBus:
                     os.close(fd)
         self._master = self._slave = None
         self._closed.set()
+
+
+def _sleep(seconds: float) -> None:
+    """Sleep to within a few microseconds: time.sleep for the bulk, then a short spin (wire times are
+    tens to hundreds of microseconds, below the scheduler's resolution). Only the emulator spins."""
+    end = time.perf_counter() + seconds
+    if seconds > 0.0003:
+        time.sleep(seconds - 0.0002)
+    while time.perf_counter() < end:
+        pass

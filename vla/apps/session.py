@@ -20,6 +20,7 @@ from typing import Any
 from omegaconf import MISSING
 
 from vla.apps.common import GracefulStop, prepare_output_dir
+from vla.apps.keys import EpisodeControls, TerminalKeys
 from vla.errors import VLAError
 from vla.runner.config import RunnerConfig
 
@@ -47,6 +48,8 @@ class SessionConfig:
     seed: int = 0
     output_dir: str = "outputs/session"
     progress: bool = True
+    keys: bool = True  # in a terminal: n ends the episode (kept), x records it again, Esc/q ends the session
+    display: bool = False  # show the cameras live in a window (needs a display)
 
 
 @dataclass
@@ -105,6 +108,7 @@ def run_session(cfg: Any, robot: Any, policy: Any, app: str) -> SessionResult:
     rate = float(runner_cfg.rate_hz or robot.fps)
     out = Path(cfg.output_dir).absolute()
     prepare_output_dir(out)
+    viewer = camera_window(robot) if cfg.display else None  # before anything is written
     writer = None
     if cfg.dataset.root:
         from vla.dataset import open_for_recording
@@ -132,6 +136,9 @@ def run_session(cfg: Any, robot: Any, policy: Any, app: str) -> SessionResult:
     bar = tqdm(
         total=cfg.episodes, desc=app, unit="ep", disable=not cfg.progress, dynamic_ncols=True, file=sys.stderr
     )
+    keyboard_policy = type(policy).__name__ == "KeyboardTeleop"  # it reads the keys itself
+    key_source = TerminalKeys() if cfg.keys and not keyboard_policy else None
+    controls = EpisodeControls(key_source)
     try:
         robot.connect()
         if hasattr(policy, "connect"):
@@ -150,17 +157,29 @@ def run_session(cfg: Any, robot: Any, policy: Any, app: str) -> SessionResult:
                 robot, policy, runner_cfg, recorder=recorder, on_status=show if cfg.progress else None
             )
             steps = None if cfg.episode_time_s is None else max(1, round(cfg.episode_time_s * rate))
-            for i in range(cfg.episodes):
+            i = 0
+            while i < cfg.episodes:
                 seed = cfg.seed + i + (writer.episodes_before if writer is not None else 0)
+                controls.clear()
 
                 def on_step(obs: dict, action: Any) -> None:
                     if writer is not None:
                         writer.add_frame(obs, action, task_override or str(robot.task))
+                    if viewer is not None:
+                        viewer(obs)
 
                 result = runner.run_episode(
-                    seed, max_steps=steps, on_step=on_step, should_stop=lambda: stop() or time_up()
+                    seed,
+                    max_steps=steps,
+                    on_step=on_step,
+                    should_stop=lambda: stop() or time_up() or controls.poll(),
                 )
-                ended_early = result.interrupted
+                if controls.action == "rerecord" and not stop.requested:
+                    if writer is not None:
+                        writer.drop_episode()
+                    print(f"\nre-recording episode {i}", file=sys.stderr, flush=True)
+                    continue
+                ended_early = result.interrupted and controls.action is None
                 if ended_early and (stop.requested or writer is None):
                     interrupted = stop.requested
                     if writer is not None:
@@ -172,10 +191,11 @@ def run_session(cfg: Any, robot: Any, policy: Any, app: str) -> SessionResult:
                     writer.save_episode()
                 episodes.append(_record(i, seed, result))
                 bar.update(1)
-                if ended_early or time_up():
+                i += 1
+                if ended_early or time_up() or controls.action == "stop":
                     break
                 real = not hasattr(robot, "reset")  # a simulation resets itself at the next episode
-                if real and cfg.reset_time_s and i + 1 < cfg.episodes:  # the operator resets the scene
+                if real and cfg.reset_time_s and i < cfg.episodes:  # the operator resets the scene
                     runner.run_episode(
                         None, max_steps=max(1, round(cfg.reset_time_s * rate)), should_stop=stop
                     )
@@ -196,6 +216,8 @@ def run_session(cfg: Any, robot: Any, policy: Any, app: str) -> SessionResult:
             try:
                 robot.disconnect()
             finally:
+                if key_source is not None:
+                    key_source.close()
                 if writer is not None:
                     writer.close()
     metrics = recorder.summary()
@@ -210,6 +232,30 @@ def run_session(cfg: Any, robot: Any, policy: Any, app: str) -> SessionResult:
             "episodes_in_dataset": writer.episodes_before + writer.episodes_saved,
         }
     return SessionResult(episodes, interrupted, time.perf_counter() - started, metrics, dataset)
+
+
+def camera_window(robot: Any) -> Any:
+    """A live view of the robot's cameras (OpenCV window); a clear error without a display."""
+    import os
+
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise VLAError("display=true needs a graphical display (DISPLAY is not set); run without it")
+    import cv2
+    import numpy as np
+
+    from vla.robot import camera_keys
+
+    keys = camera_keys(robot.observation_features)
+
+    def show(obs: dict[str, Any]) -> None:
+        frames = [np.asarray(obs[k]) for k in keys if k in obs]
+        if frames:
+            height = max(f.shape[0] for f in frames)
+            padded = [np.pad(f, ((0, height - f.shape[0]), (0, 0), (0, 0))) for f in frames]
+            cv2.imshow("vla", cv2.cvtColor(np.concatenate(padded, axis=1), cv2.COLOR_RGB2BGR))
+            cv2.waitKey(1)
+
+    return show
 
 
 def _record(i: int, seed: int, result: Any) -> dict[str, Any]:

@@ -1,0 +1,70 @@
+"""The session loop of vla-teleop / vla-deploy in-process on the simulation: episodes recorded through the
+runner, the episode keys (n: keep and go on, x: record again, q: stop), and display without a screen."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_module
+
+from vla.apps import session
+from vla.apps.deploy import deploy
+from vla.errors import VLAError
+
+
+def _cfg(tmp_path: Path, *overrides: str):  # type: ignore[no-untyped-def]
+    with initialize_config_module(config_module="configs", version_base="1.3"):
+        return compose(
+            "deploy",
+            overrides=[
+                "robot=sim",
+                "robot.task=touch",
+                "robot.image_size=64",
+                "policy=scripted",
+                "runner.realtime=false",
+                "progress=false",
+                f"output_dir={tmp_path / 'out'}",
+                f"dataset.root={tmp_path / 'ds'}",
+                "dataset.repo_id=local/session",
+                *overrides,
+            ],
+        )
+
+
+class ScriptedKeys:
+    """Pressed keys, one batch per call after `wait` silent calls each."""
+
+    def __init__(self, presses: list[str], wait: int = 10) -> None:
+        self.presses, self.wait, self.calls = list(presses), wait, 0
+
+    def __call__(self) -> list[str]:
+        self.calls += 1
+        if self.presses and self.calls % self.wait == 0:
+            return [self.presses.pop(0)]
+        return []
+
+    def close(self) -> None:
+        pass
+
+
+def test_keys_rerecord_keep_and_stop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    keys = ScriptedKeys(["x", "n", "q"])
+    monkeypatch.setattr(session, "TerminalKeys", lambda: keys)
+    result = deploy(_cfg(tmp_path, "episodes=5", "episode_time_s=3"))
+    # x: episode 0 dropped and recorded again; n: episode 0 ended early and kept; q: episode 1 kept, stop
+    assert [e["episode"] for e in result.episodes] == [0, 1]
+    assert [e["steps"] for e in result.episodes] == [10, 10]
+    assert result.dataset is not None and result.dataset["episodes_saved"] == 2
+    assert result.dataset["frames_saved"] == 20 and not result.interrupted
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    assert LeRobotDataset("local/session", root=tmp_path / "ds").meta.total_episodes == 2
+
+
+def test_display_without_a_screen_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    with pytest.raises(VLAError, match="display=true needs a graphical display"):
+        deploy(_cfg(tmp_path, "display=true"))
+    assert not (tmp_path / "ds").exists() or not any((tmp_path / "ds").iterdir())
