@@ -54,9 +54,9 @@ def test_keys_rerecord_keep_and_stop(tmp_path: Path, monkeypatch: pytest.MonkeyP
     result = deploy(_cfg(tmp_path, "episodes=5", "episode_time_s=3"))
     # x: episode 0 dropped and recorded again; n: episode 0 ended early and kept; q: episode 1 kept, stop
     assert [e["episode"] for e in result.episodes] == [0, 1]
-    assert [e["steps"] for e in result.episodes] == [10, 10]
+    assert [e["steps"] for e in result.episodes] == [9, 9]  # the key is read before the 10th tick
     assert result.dataset is not None and result.dataset["episodes_saved"] == 2
-    assert result.dataset["frames_saved"] == 20 and not result.interrupted
+    assert result.dataset["frames_saved"] == 18 and not result.interrupted
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
     assert LeRobotDataset("local/session", root=tmp_path / "ds").meta.total_episodes == 2
