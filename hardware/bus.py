@@ -179,6 +179,8 @@ class ServoBus:
         ser, self._ser = self._ser, None
         if ser is not None:
             with contextlib.suppress(*PORT_ERRORS):
+                ser.flush()  # what was written goes out first (a last torque-off must not be dropped)
+            with contextlib.suppress(*PORT_ERRORS):
                 ser.close()
 
     @property
@@ -354,10 +356,8 @@ class ServoBus:
     ) -> str | None:
         """One try: returns None when every id in `ids` answered, else what went wrong."""
         ser = self._ser
-        self._port(action, ser.reset_input_buffer)
-        self._port(action, ser.write, packet)
-        if not ids:  # nothing comes back: return once the bytes have left (a close must not drop them)
-            self._port(action, ser.flush)
+        self._port(action, self._send, ser, packet)
+        if not ids:  # nothing comes back (a broadcast write)
             return None
         size = self.codec.status_size(n_data)
         deadline = (
@@ -423,6 +423,23 @@ class ServoBus:
         pending.discard(status.id)
         got[status.id] = status
         return None
+
+    def _send(self, ser: Any, packet: bytes) -> None:
+        """Drop stale input, then write the packet (straight to the descriptor on a posix tty: pyserial's
+        write adds a timeout loop around the same call)."""
+        fd = getattr(ser, "fd", None)
+        if not isinstance(fd, int):
+            ser.reset_input_buffer()
+            ser.write(packet)
+            return
+        termios.tcflush(fd, termios.TCIFLUSH)
+        view, deadline = memoryview(packet), time.perf_counter() + WRITE_TIMEOUT_S
+        while view:
+            try:
+                view = view[os.write(fd, view) :]
+            except BlockingIOError:  # the output queue is full: wait until it drains a little
+                if time.perf_counter() > deadline or not select.select([], [fd], [], WRITE_TIMEOUT_S)[1]:
+                    raise serial.SerialTimeoutException("write timeout") from None
 
     def _read(self, n: int, timeout_s: float) -> bytes:
         """Up to n bytes, waiting at most timeout_s. On a posix tty: select + read on the descriptor, with
