@@ -6,6 +6,7 @@ arm under injected faults.
    to back; median and p99.
 2. CPU at 100 Hz: the same cycle on absolute 10 ms deadlines for `--cpu-s` seconds; the process's CPU
    time (all threads) over wall time, in % of one core.
+   Both, `--rounds` times, alternating the two buses with a fresh emulator each; medians over rounds.
 3. Endurance (ours): connect + calibration, then get_observation + send_action (a sine on every joint) at
    100 Hz for `--endurance-s` seconds with corrupted replies and garbage bytes injected; exceptions,
    faults injected vs errors detected and retried, tracking error.
@@ -194,11 +195,12 @@ def endurance(args: argparse.Namespace) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cycles", type=int, default=2000)
-    parser.add_argument("--cpu-s", type=float, default=20.0)
+    parser.add_argument("--cpu-s", type=float, default=10.0)
     parser.add_argument("--endurance-s", type=float, default=60.0)
     parser.add_argument("--corrupt", type=float, default=0.05)
     parser.add_argument("--garbage", type=float, default=0.02)
     parser.add_argument("--skip-endurance", action="store_true")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per bus (medians reported)")
     args = parser.parse_args()
     out: dict[str, Any] = {
         "benchmark": "bus",
@@ -206,9 +208,17 @@ def main() -> None:
         "date": str(date.today()),
         "transport": "pseudo-terminal to vla-emulate (no baud-rate delay)",
     }
-    for name, make in (("ours", ours), ("lerobot", lerobot)):
-        out[name] = measure(make, args)
-        print(name, json.dumps(out[name]), flush=True)
+    runs: dict[str, list[dict[str, Any]]] = {"ours": [], "lerobot": []}
+    for r in range(args.rounds):  # interleaved, a fresh emulator each time: drift hits both alike
+        for name, make in (("ours", ours), ("lerobot", lerobot)):
+            runs[name].append(measure(make, args))
+            print(f"round {r} {name}", json.dumps(runs[name][-1]), flush=True)
+    for name, rs in runs.items():
+        out[name] = {
+            k: (float(np.median([x[k] for x in rs])) if isinstance(rs[0][k], float) else rs[0][k])
+            for k in rs[0]
+        }
+        out[name]["rounds"] = rs
     o, lr = out["ours"], out["lerobot"]
     out["latency_ratio"] = round(o["median_ms"] / lr["median_ms"], 3)
     out["cpu_ratio"] = round(o["cpu_100hz_pct"] / max(lr["cpu_100hz_pct"], 1e-9), 3)
