@@ -186,6 +186,11 @@ class MetaWorldRobot:
     step with its frame takes ~12 ms (~85 steps/s through vla-rollout).
     """
 
+    @staticmethod
+    def task_group(name: str) -> list[str] | None:
+        """vla-rollout's `tasks=[easy]`: the tasks of LeRobot's difficulty group, or None for a task name."""
+        return list(DIFFICULTY[name]) if name in DIFFICULTY else None
+
     robot_type = METAWORLD_ROBOT_TYPE
     fps = FPS
 

@@ -226,3 +226,20 @@ def test_vla_rollout_reports_the_expert_success(tmp_path: Path) -> None:
     assert all(report["per_task"][t]["successes"] == 2 for t in ("push-v3", "reach-v3"))
     assert [e["seed"] for e in report["per_episode"][:2]] == [100_000, 100_001]
     assert json.loads((tmp_path / "report.json").read_text())["success_rate"] == 1.0
+
+
+def test_rollout_expands_a_difficulty_group() -> None:
+    from hydra import compose, initialize_config_module
+
+    from envs.metaworld import DIFFICULTY
+    from vla.apps.rollout import _table, _validate
+
+    with initialize_config_module(config_module="configs", version_base="1.3"):
+        cfg = compose("rollout", overrides=["env=metaworld", "policy=scripted", "tasks=[very_hard,reach-v3]"])
+    tasks, _ = _validate(cfg)
+    assert tasks == [*DIFFICULTY["very_hard"], "reach-v3"]
+    stats = {
+        "shelf-place-v3": {"episodes": 1, "success_ci95": (0.0, 1.0), "success_rate": 1.0, "mean_length": 9.0}
+    }
+    header, row, _ = _table(stats, stats["shelf-place-v3"]).splitlines()
+    assert header.index("episodes") == row.index("1") - 7  # the columns line up past a long task name

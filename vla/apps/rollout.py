@@ -83,6 +83,23 @@ def checkpoint_step(path: Path) -> int | None:
     return None
 
 
+def _expand_tasks(cfg: DictConfig) -> list[str]:
+    """`tasks=[...]`, with the env's named groups expanded (an env class may offer `task_group(name)` ->
+    its tasks, e.g. Meta-World's `tasks=[easy]`); the env is named by its _target_, never imported here."""
+    from hydra.utils import get_class
+
+    names = [str(t) for t in cfg.tasks]
+    try:
+        expand = getattr(get_class(str(cfg.env.get("_target_"))), "task_group", None)
+    except Exception:  # a bad _target_ is reported when the env is built
+        expand = None
+    out: list[str] = []
+    for name in names:
+        group = expand(name) if expand is not None else None
+        out.extend(group if group else [name])
+    return out
+
+
 def _validate(cfg: DictConfig) -> tuple[list[str], list[str | None]]:
     """Check the plain fields; returns the task ids and the checkpoints ([None]: the policy as configured)."""
     if cfg.episodes <= 0:
@@ -93,7 +110,7 @@ def _validate(cfg: DictConfig) -> tuple[list[str], list[str | None]]:
         raise VLAError(f"seed={cfg.seed}: must be ≥ 0")
     if cfg.max_steps is not None and cfg.max_steps <= 0:
         raise VLAError(f"max_steps={cfg.max_steps}: must be at least 1 (or null for the env's limit)")
-    tasks = [str(cfg.env.get("task"))] if cfg.tasks is None else [str(t) for t in cfg.tasks]
+    tasks = [str(cfg.env.get("task"))] if cfg.tasks is None else _expand_tasks(cfg)
     if not tasks or len(set(tasks)) != len(tasks):
         raise VLAError(
             f"tasks={tasks}: give each task id once, e.g. tasks=[touch,pick] (or null for env.task)"
@@ -306,15 +323,16 @@ def _report(
 
 
 def _table(per_task_stats: dict[str, dict[str, Any]], overall: dict[str, Any]) -> str:
-    lines = [f"{'task':<10} {'episodes':>8} {'success':>8} {'95% CI':>15} {'mean length':>12}"]
+    w = max(10, *(len(name) for name in per_task_stats))  # long task names (Meta-World) stay aligned
+    lines = [f"{'task':<{w}} {'episodes':>8} {'success':>8} {'95% CI':>15} {'mean length':>12}"]
     for name, s in [*per_task_stats.items(), ("all", overall)]:
         if not s["episodes"]:
-            lines.append(f"{name:<10} {0:>8} {'-':>8} {'-':>15} {'-':>12}")
+            lines.append(f"{name:<{w}} {0:>8} {'-':>8} {'-':>15} {'-':>12}")
             continue
         lo, hi = s["success_ci95"]
         ci = f"{100 * lo:.1f}-{100 * hi:.1f}%"
         rate, length = 100 * s["success_rate"], s["mean_length"]
-        lines.append(f"{name:<10} {s['episodes']:>8} {rate:>7.1f}% {ci:>15} {length:>12.1f}")
+        lines.append(f"{name:<{w}} {s['episodes']:>8} {rate:>7.1f}% {ci:>15} {length:>12.1f}")
     return "\n".join(lines)
 
 
