@@ -61,3 +61,14 @@ def start_emulator(cwd: Path, robot: str = "so101", *overrides: str) -> tuple[su
     line = proc.stdout.readline()
     assert line.startswith("port: "), (line, proc.stderr.read() if proc.poll() is not None else "")
     return proc, line.removeprefix("port: ").strip()
+
+
+def torque_of(port: str, robot: str = "so101") -> list[int]:
+    """Torque_Enable of every servo on a (free) port, read through a fresh bus."""
+    spec = ARMS[robot]
+    bus = ServoBus(port, spec.protocol, spec.motors)
+    bus.connect()
+    try:
+        return list(bus.sync_read("Torque_Enable").values())
+    finally:
+        bus.disconnect()

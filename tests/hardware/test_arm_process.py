@@ -14,7 +14,7 @@ import pytest
 
 from hardware.bus import ServoBus
 from hardware.specs import ARMS
-from tests.hardware.helpers import start_emulator, write_calibration
+from tests.hardware.helpers import start_emulator, torque_of, write_calibration
 
 ARM_SCRIPT = textwrap.dedent(
     """
@@ -31,15 +31,6 @@ ARM_SCRIPT = textwrap.dedent(
     time.sleep(60)
     """
 )
-
-
-def _torque(port: str) -> list[int]:
-    bus = ServoBus(port, "feetech", ARMS["so101"].motors)
-    bus.connect()
-    try:
-        return list(bus.sync_read("Torque_Enable").values())
-    finally:
-        bus.disconnect()
 
 
 @pytest.mark.parametrize("how", ["sigterm", "raise"])
@@ -59,7 +50,7 @@ def test_torque_is_off_after_sigterm_or_an_exception(tmp_path: Path, how: str) -
             arm.send_signal(signal.SIGTERM)
         code = arm.wait(timeout=10)
         assert code != 0  # killed by the signal (as SystemExit) or failed with the bug
-        assert _torque(port) == [0] * 6
+        assert torque_of(port) == [0] * 6
     finally:
         emulator.terminate()
         emulator.wait(timeout=10)

@@ -14,9 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from hardware.bus import ServoBus
-from hardware.specs import ARMS
-from tests.hardware.helpers import start_emulator, write_calibration
+from tests.hardware.helpers import start_emulator, torque_of, write_calibration
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -43,15 +41,6 @@ def _one_line_error(proc: subprocess.CompletedProcess, app: str, pattern: str) -
     errors = [line for line in proc.stderr.splitlines() if line.startswith(f"{app}: error:")]
     assert len(errors) == 1, proc.stderr
     assert re.search(pattern, errors[0]), errors[0]
-
-
-def _torque(port: str) -> list[int]:
-    bus = ServoBus(port, "feetech", ARMS["so101"].motors)
-    bus.connect()
-    try:
-        return list(bus.sync_read("Torque_Enable").values())
-    finally:
-        bus.disconnect()
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -94,7 +83,7 @@ def test_leader_drives_follower_at_100hz_under_faults(tmp_path: Path) -> None:
             assert bus["failures"] == 0 and bus["checksum_errors"] > 0 and bus["retries"] > 0
         # the leader's emulator served only the teleop's bus: every reply it damaged was caught
         assert _injected(leader) == m["bus"]["teleop"]["checksum_errors"]
-        assert _torque(fport) == [0] * 6  # the follower let go at the end
+        assert torque_of(fport) == [0] * 6  # the follower let go at the end
     finally:
         _stop(leader)
         _stop(follower)
@@ -173,7 +162,7 @@ def test_ctrl_c_while_recording_keeps_finished_episodes_and_turns_torque_off(tmp
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
         assert "interrupted" in out
-        assert _torque(fport) == [0] * 6
+        assert torque_of(fport) == [0] * 6
     finally:
         _stop(leader)
         _stop(follower)
@@ -211,7 +200,7 @@ def test_bad_input_is_one_line_and_nothing_moves(tmp_path: Path) -> None:
             "vla-deploy",
             r"policy\.checkpoint=.*not a checkpoint directory",
         )
-        assert _torque(fport) == [0] * 6  # nothing was turned on
+        assert torque_of(fport) == [0] * 6  # nothing was turned on
     finally:
         _stop(follower)
         _stop(leader)
