@@ -78,6 +78,7 @@ def test_leader_drives_follower_at_100hz_under_faults(tmp_path: Path) -> None:
         m = json.loads((tmp_path / "out" / "runner_metrics.json").read_text())
         # (an idle machine holds none: bench/README.md; this one shares its 2 cores with other tests)
         assert m["ticks"] >= 300 and m["held_ticks"] <= 0.02 * m["ticks"]
+        assert m["inference"] == "inline" and m["strategy"] == "sync"  # the leader is read in the loop
         for side in ("robot", "teleop"):
             bus = m["bus"][side]
             assert bus["failures"] == 0 and bus["checksum_errors"] > 0 and bus["retries"] > 0

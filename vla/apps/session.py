@@ -129,6 +129,11 @@ def run_session(cfg: Any, robot: Any, policy: Any, app: str) -> SessionResult:
             use_videos=cfg.dataset.video,
         )
     recorder = RunnerMetrics()
+    # where the policy ran: a child process (policies.process), or this one (thread / inline)
+    in_child = getattr(policy, "pid", None) is not None
+    recorder.info["inference"] = (
+        "process" if in_child else ("inline" if runner_cfg.inference == "inline" else "thread")
+    )
     episodes: list[dict[str, Any]] = []
     interrupted = False
     started = time.perf_counter()
