@@ -68,6 +68,12 @@ def _child() -> None:
     asyncio.run(main())
 
 
+def _drain(stream: Any) -> None:
+    with contextlib.suppress(ValueError, OSError):
+        for line in stream:
+            sys.stderr.write(line)
+
+
 class ProcessPolicy(RemotePolicy):
     """`node`: the policy's config (a dict with `_target_`, as under `policy:`), built in the child."""
 
@@ -100,6 +106,10 @@ class ProcessPolicy(RemotePolicy):
         ready, _, _ = select.select([process.stdout], [], [], timeout_s)
         line = process.stdout.readline().strip() if ready else ""
         if line.startswith("ready "):
+            # Whatever the child prints later must not fill the pipe and block it: read it away.
+            threading.Thread(
+                target=_drain, args=(process.stdout,), name="vla-policy-stdout", daemon=True
+            ).start()
             return line.removeprefix("ready ")
         self.close()
         if line.startswith("error "):
