@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from hydra import compose, initialize_config_module
 from omegaconf import DictConfig
 
@@ -118,3 +119,18 @@ def test_stop_mid_episode_keeps_finished_episodes(tmp_path: Path, monkeypatch: p
     report = rec.record(_cfg(tmp_path, "episodes=5", "+env.fail_seeds=[0,1,2,3,4]", "max_steps=20"))
     assert report.interrupted and report.episodes_kept == 2
     assert _load(tmp_path / "ds").meta.total_episodes == 2
+
+
+def test_frames_stored_as_images_without_video(tmp_path: Path) -> None:
+    """dataset.video=false: PNG frames inside the parquet files (small images, no video codec)."""
+    report = record(_cfg(tmp_path, "episodes=2", "dataset.video=false"))
+    ds = _load(tmp_path / "ds")
+    info = json.loads((tmp_path / "ds/meta/info.json").read_text())
+    assert info["features"]["observation.images.front"]["dtype"] == "image"
+    assert ds.meta.video_keys == [] and len(ds) == report.frames_kept
+    assert not (tmp_path / "ds/videos").exists()
+    # the fake's frames are one colour that encodes the step: (7 * step) % 255, lossless through PNG
+    for i in (0, 3):
+        frame = ds[i]["observation.images.front"]
+        assert tuple(frame.shape) == (3, 64, 64)
+        assert torch.allclose(frame, torch.full_like(frame, 7 * i / 255.0))

@@ -168,6 +168,8 @@ def open_for_recording(
                     f"{key} is {h}x{w}: video encoding needs at least {MIN_VIDEO_SIDE} px a side; "
                     "use a larger image_size or dataset.video=false"
                 )
+    else:  # frames stored as PNG images inside the parquet files
+        features = {k: {**v, "dtype": "image"} if k in camera_keys(features) else v for k, v in features.items()}
     if root.exists() and not root.is_dir():
         raise DatasetWriterError(f"dataset.root={root}: exists and is not a directory")
     _check_writable(root)
