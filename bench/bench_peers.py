@@ -1,0 +1,818 @@
+"""Latency per action chunk: our VLA against LeRobot's SmolVLA and π0 (lerobot 0.6.1) at equal configurations.
+
+Every model is built from local configs with random weights (nothing is downloaded) and runs on the same
+device, dtype and torch thread count, on the same inputs: batch 1, one random image in [0, 1] per camera
+(B, 3, H, W), a random 6-D state, a text prompt. Pairs (rows):
+
+    tiny     configs/model/tiny.yaml   vs SmolVLA on the same tiny SmolVLM config (4 layers, 2 cameras at 64)
+    smolvla  configs/model/smolvla.yaml vs SmolVLA at its defaults (SmolVLM2-500M shape from our yaml's
+             fields, 16 VLM layers, expert width 0.75, 3 cameras at 512)
+    pi0      configs/model/pi0.yaml    vs π0 (gemma_2b + gemma_300m, 3 cameras at 224); their unused LM heads
+             (790M parameters) are dropped after construction
+
+Both sides: chunk 50, 10 denoising steps, the prefix key/value cache reused by every step. What is timed is
+the whole chunk call a user makes on tensors already on the device:
+
+    ours    VLAModel.sample_actions(batch): validation, state normalisation, prompt tokenisation and padding,
+            image resize-with-pad, prefix, 10 steps, action un-normalisation (what VLAPolicy.select_chunk
+            calls, minus the numpy -> tensor copy of the observation); `--device cuda` adds the CUDA-graph
+            path VLAPolicy deploys on a GPU
+    theirs  policy.predict_action_chunk(batch): their image resize/pad and [-1, 1] scaling, state padding,
+            prefix, 10 steps (their pre/post-processor pipelines, i.e. normalisation and tokenisation, are
+            not part of it: token ids are given, as many as our prompt is padded to, with a bool mask
+            marking as many real tokens as our prompt has)
+
+Our joint attention runs on PyTorch's SDPA; a second row of ours uses the explicit matmul-softmax-matmul
+path (`backbone.attention = "math"`), which is what LeRobot's hand-written eager attention does, so the
+kernel's share is visible. Each pair runs in its own subprocess (`--worker`); within one, our and their
+calls alternate round by round so machine noise hits both; π0's two models (~13 GB and ~16 GB in fp32)
+run in separate subprocesses, one after the other, each after a free-memory check. Median, p90 and min of
+the timed runs after warm-up. Writes bench/results/peers_latency.json (or --out) and prints a table.
+
+    python bench/bench_peers.py                                  # all pairs, all cores, CPU fp32
+    python bench/bench_peers.py --pairs tiny,smolvla --threads 1 # the CPU-cheap rows
+    python bench/bench_peers.py --device cuda --dtype bfloat16   # on a GPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import importlib.util
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+ROOT = Path(__file__).resolve().parents[1]
+PAIRS = ("tiny", "smolvla", "pi0")
+SEPARATE_SIDES = ("pi0",)  # pairs whose two models run in separate processes, one after the other
+REQUIRED = ("torch", "transformers", "tokenizers", "lerobot")
+TASK = "pick up the red cube and put it in the bowl"
+STATE_DIM = 6
+ACTION_DIM = 6
+GOAL = 2.0  # the speed-up we aim for: their latency / ours
+EXIT_MISSING, EXIT_MEMORY = 2, 3
+GIB = 1024**3
+
+
+class BenchError(Exception):
+    """A condition that ends a worker with one clear line (exit code in `.code`)."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def missing_packages() -> list[str]:
+    return [name for name in REQUIRED if importlib.util.find_spec(name) is None]
+
+
+def package_version(name: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
+# ---------------------------------------------------------------------------------------------- timing
+
+
+def sync(device: Any) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def summary(times_ms: list[float]) -> dict[str, Any]:
+    times = sorted(times_ms)
+    return {
+        "median_ms": round(statistics.median(times), 3),
+        "p90_ms": round(times[min(len(times) - 1, int(0.9 * len(times)))], 3),
+        "min_ms": round(times[0], 3),
+        "runs": len(times),
+    }
+
+
+def interleaved(
+    calls: dict[str, Callable[[], Any]], device: Any, runs: int, warmup: int, errors: dict[str, str]
+) -> tuple[dict[str, list[float]], dict[str, Any]]:
+    """Warm-up rounds, then `runs` timed rounds; each round calls every variant once, the order rotating
+    from round to round. -> (times in ms per variant, the last output per variant). A variant that raises
+    is dropped (its error goes into `errors`) so that it does not lose the others' numbers."""
+    names = list(calls)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    outputs: dict[str, Any] = {}
+    for r in range(warmup + runs):
+        shift = r % len(names)
+        for name in names[shift:] + names[:shift]:
+            if name in errors:
+                continue
+            try:
+                sync(device)
+                start = time.perf_counter()
+                outputs[name] = calls[name]()
+                sync(device)
+            except Exception as e:
+                traceback.print_exc()
+                errors[name] = f"{type(e).__name__}: {e}"[:400]
+                continue
+            if r >= warmup:
+                times[name].append((time.perf_counter() - start) * 1e3)
+    return {k: v for k, v in times.items() if k not in errors}, outputs
+
+
+# ---------------------------------------------------------------------------------------------- inputs
+
+
+def pair_config(pair: str) -> Any:
+    """Our model config for a pair, with the state/action sizes of the benchmark."""
+    from vla.model.config import load_config
+
+    cfg = load_config(pair)
+    cfg.state_dim, cfg.action_dim = STATE_DIM, ACTION_DIM
+    return cfg
+
+
+def frame_size(cfg: Any, frame: tuple[int, int] | None) -> tuple[int, int]:
+    """The camera frame size fed to both sides: --frame, else the config's camera size, else the backbone's
+    resolution (so neither side resizes)."""
+    if frame is not None:
+        return frame
+    if cfg.image_size is not None:
+        return int(cfg.image_size[0]), int(cfg.image_size[1])
+    return int(cfg.backbone.image_size), int(cfg.backbone.image_size)
+
+
+def make_inputs(cfg: Any, frame: tuple[int, int], device: Any, valid_tokens: int) -> dict[str, Any]:
+    """The shared observation: images, state, our task string, their token ids and mask."""
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    h, w = frame
+    text_tokens = int(cfg.max_text_tokens)
+    vocab = int(cfg.backbone.vocab_size)
+    batch: dict[str, Any] = {
+        f"observation.images.{cam}": torch.rand(1, 3, h, w, generator=g).to(device) for cam in cfg.cameras
+    }
+    batch["observation.state"] = torch.randn(1, STATE_DIM, generator=g).to(device)
+    batch["task"] = [TASK]
+    ids = torch.randint(8, min(vocab, 32000), (1, text_tokens), generator=g)
+    mask = torch.zeros(1, text_tokens, dtype=torch.bool)
+    mask[:, :valid_tokens] = True
+    batch["observation.language.tokens"] = ids.to(device)
+    batch["observation.language.attention_mask"] = mask.to(device)
+    return batch
+
+
+def ours_view(batch: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in batch.items() if not k.startswith("observation.language.")}
+
+
+def theirs_view(batch: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in batch.items() if k != "task"}
+
+
+def count(module: Any) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def meminfo_available() -> int:
+    """Bytes the kernel says can be allocated without swapping (MemAvailable)."""
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) * 1024
+    raise BenchError("cannot read MemAvailable from /proc/meminfo")
+
+
+def check_memory(what: str, needed: int, device: Any) -> dict[str, float]:
+    """Fail with one line when the device (host RAM on the CPU) has less free memory than `needed`."""
+    import torch
+
+    if device.type == "cuda":
+        free = torch.cuda.mem_get_info(device)[0]
+        where = f"free memory on {device}"
+    else:
+        free = meminfo_available()
+        where = "MemAvailable (/proc/meminfo)"
+    if free < needed:
+        raise BenchError(
+            f"not enough memory to build {what}: needs ~{needed / GIB:.1f} GiB, {where} is "
+            f"{free / GIB:.1f} GiB (skip it with --pairs, or free memory)",
+            EXIT_MEMORY,
+        )
+    return {"needed_gib": round(needed / GIB, 1), "free_gib": round(free / GIB, 1)}
+
+
+def build_bytes(parameters: int) -> int:
+    """Peak host/device memory to build a model of `parameters` parameters (built in fp32, then cast)."""
+    return int(parameters * 4 * 1.1) + 2 * GIB
+
+
+# ---------------------------------------------------------------------------------------------- ours
+
+
+def build_ours(cfg: Any, device: Any, dtype: Any) -> Any:
+    import torch
+
+    from vla.model import VLAModel
+
+    cfg.image_size = None  # any frame size; the model resizes with padding to the backbone's resolution
+    torch.manual_seed(0)
+    with torch.device(device):
+        model = VLAModel(cfg, tasks=[TASK])
+    return model.to(dtype).eval()
+
+
+def ours_params_meta(cfg: Any) -> int:
+    import copy
+
+    import torch
+
+    from vla.model import VLAModel
+
+    with torch.device("meta"):
+        return int(VLAModel(copy.deepcopy(cfg), tasks=[TASK]).num_parameters())
+
+
+def ours_calls(
+    model: Any, batch: dict[str, Any], device: Any, errors: dict[str, str], math: bool = True
+) -> dict[str, Callable[[], Any]]:
+    """ours (SDPA), ours_math (explicit attention; unless math=False), and on CUDA ours_graphed (VLAPolicy's
+    GPU path; a failed capture goes into `errors`)."""
+    import torch
+
+    view = ours_view(batch)
+
+    def eager(impl: str) -> Callable[[], Any]:
+        def call() -> Any:
+            model.backbone.attention = impl
+            with torch.inference_mode():
+                return model.sample_actions(view)
+
+        return call
+
+    calls = {"ours": eager("sdpa")}
+    if math:
+        calls["ours_math"] = eager("math")
+    if device.type == "cuda":
+        try:
+            calls["ours_graphed"] = graphed_call(model, view)
+        except Exception as e:
+            traceback.print_exc()
+            errors["ours_graphed"] = f"{type(e).__name__}: {e}"[:400]
+    return calls
+
+
+def graphed_call(model: Any, view: dict[str, Any]) -> Callable[[], Any]:
+    """What VLAPolicy.select_chunk runs on a GPU: inputs prepared eagerly, the chunk replayed from a CUDA
+    graph captured once (here, before any timing), then un-normalised. SDPA attention."""
+    import torch
+
+    from vla.model.graphed import GraphedSampler
+
+    cfg = model.config
+    model.backbone.attention = "sdpa"
+    with torch.no_grad():
+        sampler = GraphedSampler(model, model.prepare_inputs(view))
+
+    def call() -> Any:
+        model.backbone.attention = "sdpa"
+        with torch.no_grad():  # as VLAPolicy.select_chunk
+            inputs = model.prepare_inputs(view)
+            noise = torch.randn((1, cfg.chunk_size, cfg.max_action_dim), device=inputs.images.device)
+            return model.normalizer.unnormalize_action(sampler(inputs, noise)).clone()
+
+    return call
+
+
+def ours_info(model: Any, pair: str, dtype: Any) -> dict[str, Any]:
+    cfg = model.config
+    ids, valid = model.text_tokenizer.encode_prompts([TASK], None, cfg.max_text_tokens)
+    return {
+        "model": f"ours: VLAModel, configs/model/{pair}.yaml",
+        "call": "VLAModel.sample_actions(batch) (as VLAPolicy.select_chunk, from tensors)",
+        "params_m": round(model.num_parameters() / 1e6, 2),
+        "dtype": str(dtype).replace("torch.", ""),
+        "text_tokens": int(ids.shape[1]),
+        "text_valid_tokens": int(valid.sum()),
+        "tokens_per_image": int(model.backbone.tokens_per_image),
+        "backbone_layers": len(model.backbone.layers),
+        "expert_width": int(model.flow.expert.width) if model.flow is not None else None,
+        "vision_attention": "sdpa",
+    }
+
+
+# ---------------------------------------------------------------------------------------------- theirs
+
+
+def write_smolvlm_dir(cfg: Any, directory: Path) -> None:
+    """A local stand-in for a hub SmolVLM repo: our backbone's SmolVLM config, a word-level tokenizer with
+    the special tokens SmolVLA reads, and an Idefics3Processor (SmolVLMProcessor would need num2words)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import Idefics3ImageProcessor, Idefics3Processor, PreTrainedTokenizerFast
+
+    from vla.model.backbone import hf_config_from_fields
+
+    hf_config_from_fields(cfg.backbone).save_pretrained(directory)
+    specials = [
+        "<pad>",
+        "<unk>",
+        "<end_of_utterance>",
+        "<image>",
+        "<fake_token_around_image>",
+        "<global-img>",
+    ]
+    vocab = {token: i for i, token in enumerate(specials)}
+    for word in TASK.split():
+        vocab.setdefault(word, len(vocab))
+    words = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    words.pre_tokenizer = pre_tokenizers.Whitespace()  # type: ignore[assignment]
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=words,
+        pad_token="<pad>",
+        unk_token="<unk>",
+        extra_special_tokens={
+            "fake_image_token": "<fake_token_around_image>",
+            "global_image_token": "<global-img>",
+            "image_token": "<image>",
+            "end_of_utterance_token": "<end_of_utterance>",
+        },
+    )
+    Idefics3Processor(image_processor=Idefics3ImageProcessor(), tokenizer=tokenizer).save_pretrained(
+        directory
+    )
+
+
+def features(cfg: Any, frame: tuple[int, int]) -> tuple[dict[str, Any], dict[str, Any]]:
+    from lerobot.configs import FeatureType, PolicyFeature
+
+    inputs = {"observation.state": PolicyFeature(FeatureType.STATE, (STATE_DIM,))}
+    for cam in cfg.cameras:
+        inputs[f"observation.images.{cam}"] = PolicyFeature(FeatureType.VISUAL, (3, *frame))
+    outputs = {"action": PolicyFeature(FeatureType.ACTION, (ACTION_DIM,))}
+    return inputs, outputs
+
+
+def expert_width(cfg: Any) -> int:
+    return int(cfg.expert.width or int(cfg.backbone.hidden_size * cfg.expert.width_ratio))
+
+
+def build_smolvla(cfg: Any, frame: tuple[int, int], device: Any, dtype: Any) -> tuple[Any, dict[str, Any]]:
+    import torch
+    from lerobot.policies.smolvla.configuration_smolvla import SmolVLAConfig
+    from lerobot.policies.smolvla.modeling_smolvla import SmolVLAPolicy
+
+    layers = int(cfg.backbone.num_layers or cfg.backbone.layers)
+    size = int(cfg.backbone.image_size)
+    with tempfile.TemporaryDirectory(prefix="bench_smolvlm_") as d:
+        write_smolvlm_dir(cfg, Path(d))
+        config = SmolVLAConfig(
+            vlm_model_name=d,
+            load_vlm_weights=False,
+            device=device.type,
+            num_vlm_layers=layers,
+            expert_width_multiplier=expert_width(cfg) / cfg.backbone.hidden_size,
+            resize_imgs_with_padding=(size, size),
+            chunk_size=cfg.chunk_size,
+            n_action_steps=cfg.chunk_size,
+            num_steps=cfg.num_steps,
+            max_state_dim=cfg.max_state_dim,
+            max_action_dim=cfg.max_action_dim,
+            tokenizer_max_length=cfg.max_text_tokens,
+            push_to_hub=False,
+        )
+        config.input_features, config.output_features = features(cfg, frame)
+        torch.manual_seed(0)
+        policy = SmolVLAPolicy(config)
+    policy = policy.to(device).eval()
+    if dtype != torch.float32:
+        # As LeRobot runs a pretrained SmolVLA: the VLM loaded in bf16, the expert and projections in fp32.
+        policy.model.vlm_with_expert.vlm.to(dtype)
+        detail = f"VLM in {str(dtype).replace('torch.', '')}, action expert and projections in float32"
+    else:
+        detail = "float32"
+    vlm = policy.model.vlm_with_expert
+    info = {
+        "model": "LeRobot SmolVLAPolicy",
+        "call": "SmolVLAPolicy.predict_action_chunk(batch)",
+        "params_m": round(count(policy) / 1e6, 2),
+        "dtype": detail,
+        "vlm_layers": int(vlm.num_vlm_layers),
+        "expert_width": int(vlm.expert_hidden_size),
+        "attention_mode": f"{config.attention_mode}, self-attention every {config.self_attn_every_n_layers} layers",
+        "vision_attention": str(vlm.vlm.config.vision_config._attn_implementation),
+    }
+    return policy, info
+
+
+def pi0_config(cfg: Any, frame: tuple[int, int], device: Any, dtype: Any) -> Any:
+    import torch
+    from lerobot.policies.pi0.configuration_pi0 import PI0Config
+
+    size = int(cfg.backbone.image_size)
+    config = PI0Config(
+        device=device.type,
+        dtype="bfloat16" if dtype == torch.bfloat16 else "float32",
+        chunk_size=cfg.chunk_size,
+        n_action_steps=cfg.chunk_size,
+        num_inference_steps=cfg.num_steps,
+        image_resolution=(size, size),
+        max_state_dim=cfg.max_state_dim,
+        max_action_dim=cfg.max_action_dim,
+        tokenizer_max_length=cfg.max_text_tokens,
+        push_to_hub=False,
+    )
+    config.input_features, config.output_features = features(cfg, frame)
+    return config
+
+
+def pi0_params_meta(cfg: Any, frame: tuple[int, int]) -> int:
+    import torch
+    from lerobot.policies.pi0.modeling_pi0 import PI0Policy
+
+    config = pi0_config(cfg, frame, torch.device("cpu"), torch.float32)
+    config.device = "meta"
+    with torch.device("meta"):
+        return count(PI0Policy(config))
+
+
+def build_pi0(cfg: Any, frame: tuple[int, int], device: Any, dtype: Any) -> tuple[Any, dict[str, Any]]:
+    import torch
+    from lerobot.policies.pi0.modeling_pi0 import PI0Policy
+
+    if dtype not in (torch.float32, torch.bfloat16):
+        raise BenchError(f"LeRobot π0 runs in float32 or bfloat16, not {dtype}")
+    config = pi0_config(cfg, frame, device, dtype)
+    torch.manual_seed(0)
+    with torch.device(device):  # on a GPU: allocate there directly, not ~16 GB on the host first
+        policy = PI0Policy(config)
+    built = count(policy)
+    pair = policy.model.paligemma_with_expert
+    pair.paligemma.lm_head = None  # never used to sample actions
+    pair.gemma_expert.lm_head = None
+    gc.collect()
+    policy = policy.to(device).eval()
+    info = {
+        "model": "LeRobot PI0Policy (gemma_2b + gemma_300m)",
+        "call": "PI0Policy.predict_action_chunk(batch)",
+        "params_m": round(count(policy) / 1e6, 2),
+        "params_as_built_m": round(built / 1e6, 2),
+        "dropped": "paligemma.lm_head, gemma_expert.lm_head (unused at inference)",
+        "dtype": (
+            "bfloat16, vision tower and projections kept in float32 (LeRobot's mixed precision)"
+            if dtype == torch.bfloat16
+            else "float32"
+        ),
+        "attention_mode": "joint attention every layer",
+    }
+    return policy, info
+
+
+def theirs_call(policy: Any, batch: dict[str, Any]) -> Callable[[], Any]:
+    import torch
+
+    view = theirs_view(batch)
+
+    def call() -> Any:
+        with torch.inference_mode():
+            policy.reset()
+            return policy.predict_action_chunk(dict(view))
+
+    return call
+
+
+THEIRS_COMMON = {
+    "attention": "eager (hand-written matmul-softmax-matmul, fp32 softmax)",
+    "text_mask": "bool, True on as many tokens as our prompt has",
+}
+
+
+# ---------------------------------------------------------------------------------------------- worker
+
+
+def run_worker(pair: str, side: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Build and time one pair (side "both": ours and theirs interleaved) or one side of it."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[args.dtype]
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise BenchError("--device cuda: no CUDA device visible to torch")
+    cfg = pair_config(pair)
+    frame = frame_size(cfg, args.frame)
+    runs = args.pi0_runs if pair == "pi0" else args.runs
+    warmup = args.pi0_warmup if pair == "pi0" else args.warmup
+    result: dict[str, Any] = {"pair": pair, "side": side, "variants": {}, "memory": {}}
+
+    calls: dict[str, Callable[[], Any]] = {}
+    errors: dict[str, str] = {}
+    infos: dict[str, dict[str, Any]] = {}
+    valid_tokens: int | None = None
+    model = policy = None
+    if side in ("ours", "both"):
+        if pair in SEPARATE_SIDES:
+            result["memory"]["ours"] = check_memory(
+                f"ours ({pair})", build_bytes(ours_params_meta(cfg)), device
+            )
+        started = time.monotonic()
+        model = build_ours(cfg, device, dtype)
+        info = ours_info(model, pair, dtype)
+        info["build_s"] = round(time.monotonic() - started, 1)
+        valid_tokens = info["text_valid_tokens"]
+        infos["ours"] = info
+    if valid_tokens is None:  # theirs alone: our prompt's length without building our model
+        from vla.model.tokenizer import TextTokenizer
+
+        _, valid = TextTokenizer.from_tasks([TASK]).encode_prompts([TASK], None, cfg.max_text_tokens)
+        valid_tokens = int(valid.sum())
+    batch = make_inputs(cfg, frame, device, valid_tokens)
+    if model is not None:
+        calls |= ours_calls(model, batch, device, errors, math=not args.no_math)
+    if side in ("theirs", "both"):
+        if pair in SEPARATE_SIDES:
+            result["memory"]["theirs"] = check_memory(
+                f"LeRobot {pair}", build_bytes(pi0_params_meta(cfg, frame)), device
+            )
+        started = time.monotonic()
+        if pair == "pi0":
+            policy, info = build_pi0(cfg, frame, device, dtype)
+        else:
+            policy, info = build_smolvla(cfg, frame, device, dtype)
+        info |= THEIRS_COMMON
+        info["build_s"] = round(time.monotonic() - started, 1)
+        infos["theirs"] = info
+        calls["theirs"] = theirs_call(policy, batch)
+
+    times, outputs = interleaved(calls, device, runs, warmup, errors)
+    expected = (1, cfg.chunk_size, ACTION_DIM)
+    for name, call_times in times.items():
+        shape = tuple(outputs[name].shape)
+        if shape != expected:
+            errors[name] = f"chunk shape {shape}, expected {expected}"
+            continue
+        if not torch.isfinite(outputs[name].float()).all():
+            errors[name] = "the chunk has non-finite values"
+            continue
+        base = dict(infos["ours" if name.startswith("ours") else "theirs"])
+        if name.startswith("ours"):
+            base["attention"] = {
+                "ours": "sdpa (F.scaled_dot_product_attention)",
+                "ours_math": "math (explicit matmul-softmax-matmul, fp32 softmax)",
+                "ours_graphed": "sdpa, whole chunk replayed from a CUDA graph (VLAPolicy's GPU default)",
+            }[name]
+        result["variants"][name] = base | summary(call_times) | {"chunk_shape": list(shape)}
+    result["config"] = {
+        "cameras": len(cfg.cameras),
+        "frame": list(frame),
+        "backbone_image_size": int(cfg.backbone.image_size),
+        "backbone": (
+            f"{cfg.backbone.family}, {cfg.backbone.hidden_size} wide, "
+            f"{cfg.backbone.num_layers or cfg.backbone.layers} layers"
+        ),
+        "expert_width": expert_width(cfg),
+        "chunk_size": cfg.chunk_size,
+        "num_steps": cfg.num_steps,
+        "state_dim": STATE_DIM,
+        "action_dim": ACTION_DIM,
+        "text_tokens": int(cfg.max_text_tokens),
+        "text_valid_tokens": valid_tokens,
+        "runs": runs,
+        "warmup": warmup,
+    }
+    result["torch_threads"] = torch.get_num_threads()
+    if errors:
+        result["variant_errors"] = errors
+    return result
+
+
+def worker_main(args: argparse.Namespace) -> int:
+    pair, _, side = args.worker.partition(":")
+    side = side or "both"
+    if pair not in PAIRS or side not in ("ours", "theirs", "both"):
+        print(f"error: --worker {args.worker!r}: expected PAIR[:ours|theirs] with PAIR in {PAIRS}")
+        return 1
+    missing = missing_packages()
+    if missing:
+        print(f"error: missing package(s) {', '.join(missing)}: install them in this environment")
+        return EXIT_MISSING
+    sys.path.insert(0, str(ROOT))
+    try:
+        result = run_worker(pair, side, args)
+    except BenchError as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        return e.code
+    except ImportError as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        return EXIT_MISSING
+    out = json.dumps(result, indent=2)
+    if args.worker_out:
+        Path(args.worker_out).write_text(out + "\n")
+    else:
+        print(out)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- driver
+
+
+def spawn(job: str, args: argparse.Namespace) -> dict[str, Any]:
+    """One worker subprocess -> its JSON, or {"error": ...} (the worker's last stderr line)."""
+    with tempfile.TemporaryDirectory(prefix="bench_peers_") as d:
+        out = Path(d) / "result.json"
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", job, "--worker-out", str(out)]
+        cmd += ["--runs", str(args.runs), "--warmup", str(args.warmup), "--threads", str(args.threads)]
+        cmd += ["--pi0-runs", str(args.pi0_runs), "--pi0-warmup", str(args.pi0_warmup)]
+        cmd += ["--device", args.device, "--dtype", args.dtype] + (["--no-math"] if args.no_math else [])
+        if args.frame is not None:
+            cmd += ["--frame", f"{args.frame[0]}x{args.frame[1]}"]
+        print(f"[{job}] running ...", file=sys.stderr, flush=True)
+        started = time.monotonic()
+        try:
+            proc = subprocess.run(
+                cmd, cwd=ROOT, capture_output=True, text=True, timeout=args.worker_timeout, check=False
+            )
+        except subprocess.TimeoutExpired:
+            return {"error": f"worker {job} ran past --worker-timeout {args.worker_timeout} s", "code": 124}
+        elapsed = round(time.monotonic() - started, 1)
+        if proc.returncode != 0 or not out.is_file():
+            lines = [line for line in (proc.stderr + proc.stdout).strip().splitlines() if line.strip()]
+            errors = [line for line in lines if line.startswith("error:")]
+            message = (errors or lines or [f"exit code {proc.returncode}"])[-1]
+            print(f"[{job}] failed after {elapsed} s: {message}", file=sys.stderr, flush=True)
+            return {"error": message, "code": proc.returncode}
+        result: dict[str, Any] = json.loads(out.read_text())
+    result["wall_s"] = elapsed
+    print(f"[{job}] done in {elapsed} s", file=sys.stderr, flush=True)
+    return result
+
+
+def merge(pair: str, parts: list[dict[str, Any]]) -> dict[str, Any]:
+    errors = [p["error"] for p in parts if "error" in p]
+    errors += [f"{name}: {e}" for p in parts for name, e in p.get("variant_errors", {}).items()]
+    entry: dict[str, Any] = {"variants": {}}
+    for part in parts:
+        if "error" in part:
+            continue
+        entry["variants"] |= part["variants"]
+        entry["config"] = part["config"]
+        entry.setdefault("memory", {}).update(part.get("memory", {}))
+        entry["torch_threads"] = part["torch_threads"]
+    if errors:
+        entry["errors"] = errors
+    variants = entry["variants"]
+    if "theirs" in variants:
+        theirs = variants["theirs"]["median_ms"]
+        for name in ("ours", "ours_math", "ours_graphed"):
+            if name in variants:
+                ratio = theirs / variants[name]["median_ms"]
+                variants[name]["speedup_vs_theirs"] = round(ratio, 2)
+                variants[name]["meets_goal"] = ratio >= GOAL
+        if "ours" in variants:
+            entry["speedup"] = variants["ours"]["speedup_vs_theirs"]
+        params = variants["theirs"]["params_m"], variants.get("ours", {}).get("params_m")
+        if params[1]:
+            entry["params_ratio_theirs_over_ours"] = round(params[0] / params[1], 3)
+    entry["order"] = (
+        "separate processes, ours then theirs" if pair in SEPARATE_SIDES else "interleaved in one process"
+    )
+    return entry
+
+
+def table(report: dict[str, Any]) -> str:
+    lines = [
+        f"Latency per action chunk, batch 1, {report['device']} {report['dtype']}, "
+        f"{report['torch_threads']} torch threads ({report['machine']})",
+        "",
+        "| pair | model | attention | params (M) | median ms | p90 ms | min ms | speed-up theirs/ours "
+        f"| goal ≥ {GOAL:g}× |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    labels = {"ours": "ours", "ours_math": "ours", "ours_graphed": "ours (CUDA graph)", "theirs": "LeRobot"}
+    for pair, entry in report["pairs"].items():
+        for name in ("ours", "ours_math", "ours_graphed", "theirs"):
+            v = entry["variants"].get(name)
+            if v is None:
+                continue
+            attention = v["attention"].split(" ")[0].rstrip(",")
+            ratio = f"{v['speedup_vs_theirs']:.2f}×" if "speedup_vs_theirs" in v else ""
+            goal = ("yes" if v["meets_goal"] else "no") if "meets_goal" in v else ""
+            lines.append(
+                f"| {pair} | {labels[name]} | {attention} | {v['params_m']} | {v['median_ms']:.1f} "
+                f"| {v['p90_ms']:.1f} | {v['min_ms']:.1f} | {ratio} | {goal} |"
+            )
+        for error in entry.get("errors", []):
+            lines.append(f"| {pair} | failed: {error} | | | | | | | |")
+    return "\n".join(lines)
+
+
+def driver_main(args: argparse.Namespace) -> int:
+    pairs = [p.strip() for p in args.pairs.split(",") if p.strip()]
+    unknown = [p for p in pairs if p not in PAIRS]
+    if unknown or not pairs:
+        print(f"error: --pairs {args.pairs!r}: choose from {', '.join(PAIRS)}", file=sys.stderr)
+        return 1
+    missing = missing_packages()
+    if missing:
+        print(
+            f"error: missing package(s) {', '.join(missing)}: install them in this environment "
+            "(LeRobot: pip install lerobot==0.6.1)",
+            file=sys.stderr,
+        )
+        return EXIT_MISSING
+    report: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "python": platform.python_version(),
+        "torch": package_version("torch"),
+        "transformers": package_version("transformers"),
+        "lerobot": package_version("lerobot"),
+        "device": args.device,
+        "dtype": args.dtype,
+        "torch_threads": args.threads,
+        "goal": f">= {GOAL:g}x (theirs / ours, median)",
+        "timed": {
+            "ours": "VLAModel.sample_actions(batch): validate, normalise state, tokenise and pad the prompt, "
+            "resize images, prefix + KV cache, denoising steps, un-normalise",
+            "theirs": "policy.predict_action_chunk(batch): image resize/pad and scaling, state padding, "
+            "prefix + KV cache, denoising steps (token ids given; their normalisation/tokenisation "
+            "pipelines not run)",
+        },
+        "pairs": {},
+    }
+    status = 0
+    for pair in pairs:
+        jobs = [f"{pair}:ours", f"{pair}:theirs"] if pair in SEPARATE_SIDES else [pair]
+        parts = [spawn(job, args) for job in jobs]
+        if any(part.get("code") == EXIT_MISSING for part in parts):
+            print(f"error: {next(p['error'] for p in parts if 'error' in p)}", file=sys.stderr)
+            return EXIT_MISSING
+        if any("error" in part or "variant_errors" in part for part in parts):
+            status = 1
+        report["pairs"][pair] = merge(pair, parts)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    print(table(report))
+    print(f"\nwrote {out}")
+    return status
+
+
+def parse_frame(text: str) -> tuple[int, int]:
+    h, _, w = text.lower().partition("x")
+    try:
+        return int(h), int(w or h)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--frame {text!r}: expected HxW, e.g. 480x640") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--pairs", default=",".join(PAIRS), help="comma-separated subset of tiny,smolvla,pi0")
+    parser.add_argument("--runs", type=int, default=10, help="timed chunks per model (tiny, smolvla)")
+    parser.add_argument(
+        "--warmup", type=int, default=2, help="untimed chunks per model first (tiny, smolvla)"
+    )
+    parser.add_argument("--pi0-runs", type=int, default=3, help="timed chunks per model (pi0)")
+    parser.add_argument("--pi0-warmup", type=int, default=None, help="default: min(1, --warmup)")
+    parser.add_argument(
+        "--threads", type=int, default=os.cpu_count() or 1, help="torch threads (default: all)"
+    )
+    parser.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+    parser.add_argument("--no-math", action="store_true", help="skip the row of ours with math attention")
+    parser.add_argument("--frame", type=parse_frame, default=None, help="camera frame HxW (default: native)")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "peers_latency.json"))
+    parser.add_argument("--worker-timeout", type=float, default=7200.0, help="seconds per worker process")
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # PAIR[:ours|theirs]
+    parser.add_argument("--worker-out", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.pi0_warmup is None:
+        args.pi0_warmup = min(1, args.warmup)
+    if args.runs < 1 or args.pi0_runs < 1 or args.warmup < 0 or args.pi0_warmup < 0 or args.threads < 1:
+        parser.error("--runs/--pi0-runs must be >= 1, --warmup/--pi0-warmup >= 0, --threads >= 1")
+    if args.worker:
+        return worker_main(args)
+    return driver_main(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
