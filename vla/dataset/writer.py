@@ -169,7 +169,9 @@ def open_for_recording(
                     "use a larger image_size or dataset.video=false"
                 )
     else:  # frames stored as PNG images inside the parquet files
-        features = {k: {**v, "dtype": "image"} if k in camera_keys(features) else v for k, v in features.items()}
+        features = {
+            k: {**v, "dtype": "image"} if k in camera_keys(features) else v for k, v in features.items()
+        }
     if root.exists() and not root.is_dir():
         raise DatasetWriterError(f"dataset.root={root}: exists and is not a directory")
     _check_writable(root)
