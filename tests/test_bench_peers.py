@@ -3,24 +3,17 @@ through the real driver -> worker subprocess path, 1 thread, 1 warm-up, 2 timed 
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests import bench_scripts
 
 
 def load_bench() -> Any:
-    spec = importlib.util.spec_from_file_location("bench_peers", ROOT / "bench" / "bench_peers.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_peers"] = module
-    spec.loader.exec_module(module)
-    return module
+    return bench_scripts.load("bench_peers")
 
 
 def test_tiny_pair_against_lerobot_smolvla(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

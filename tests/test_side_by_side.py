@@ -3,28 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import itertools
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests import bench_scripts
 
-
-def _load_module():
-    spec = importlib.util.spec_from_file_location("side_by_side", ROOT / "bench" / "side_by_side.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["side_by_side"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-sbs = _load_module()
+sbs = bench_scripts.load("side_by_side")
 
 
 @pytest.fixture(scope="module")

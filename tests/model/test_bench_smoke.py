@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests import bench_scripts
 
 
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:.*Profiler clears events")
 def test_gpu_bench_smoke_mode_runs_on_cpu(tmp_path: Path) -> None:
-    spec = importlib.util.spec_from_file_location("gpu_model", ROOT / "bench" / "gpu_model.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["gpu_model"] = module
-    spec.loader.exec_module(module)
+    module = bench_scripts.load("gpu_model")
     out = tmp_path / "model_gpu.json"
     assert (
         module.main(["--device", "cpu", "--tiny", "--runs", "2", "--cameras", "1,2", "--out", str(out)]) == 0
