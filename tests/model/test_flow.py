@@ -123,3 +123,39 @@ def test_training_time_rtc_conditions_on_the_committed_prefix() -> None:
         small_config("rtc_max_delay=8")  # chunk_size is 8
     with pytest.raises(ModelConfigError, match="rtc_max_delay"):
         small_config("rtc_max_delay=2", "expert.adarms=true")
+
+
+def test_several_flow_draws_per_observation_equal_the_repeated_batch() -> None:
+    """flow_samples=k encodes the prefix once; its loss and gradients equal k copies of each
+    observation through the plain joint pass with the same noise and times."""
+    model = _model("flow_samples=3")
+    assert model.flow is not None and model.flow.samples == 3
+    batch = toy_batch(model.config)
+    inputs = model.prepare_inputs(batch, training=True)
+    assert inputs.actions is not None and inputs.action_dim_mask is not None
+    pad = torch.zeros(2, model.config.chunk_size, dtype=torch.bool)
+    pad[1, -2:] = True
+    inputs.action_is_pad = pad
+    torch.manual_seed(3)
+    noise = torch.randn(6, *inputs.actions.shape[1:])
+    t = torch.rand(6)
+    drawn = model.loss_from_inputs(inputs, noise=noise, t=t)["loss"]
+    grads = torch.autograd.grad(drawn, list(model.backbone.layers[0].parameters()))
+
+    model.flow.samples = 1
+    repeated = model.prepare_inputs({k: _repeat(v, 3) for k, v in batch.items()}, training=True)
+    repeated.action_is_pad = pad.repeat_interleave(3, 0)
+    plain = model.loss_from_inputs(repeated, noise=noise, t=t)["loss"]
+    plain_grads = torch.autograd.grad(plain, list(model.backbone.layers[0].parameters()))
+    torch.testing.assert_close(drawn, plain, rtol=1e-5, atol=1e-6)
+    for a, b in zip(grads, plain_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    assert drawn.item() > 0
+
+
+def _repeat(value: object, k: int) -> object:
+    if isinstance(value, torch.Tensor):
+        return value.repeat_interleave(k, 0)
+    if isinstance(value, list):
+        return [v for v in value for _ in range(k)]
+    return value

@@ -57,6 +57,10 @@ class TokenLayout:
             position=torch.cat([x.position for x in layouts], dim=1),
         )
 
+    def repeat_interleave(self, k: int) -> TokenLayout:
+        """Each sample's layout repeated k times along the batch (sample i -> rows i*k .. i*k+k-1)."""
+        return TokenLayout(*(x.repeat_interleave(k, dim=0) for x in (self.valid, self.block, self.position)))
+
     def next_position(self) -> torch.Tensor:
         """[B, 1]: the position after the last valid token (positions count valid tokens only)."""
         return self.valid.long().sum(dim=1, keepdim=True)
@@ -77,6 +81,14 @@ class KVCache:
     keys: list[torch.Tensor]
     values: list[torch.Tensor]
     layout: TokenLayout
+
+    def repeat_interleave(self, k: int) -> KVCache:
+        """Each sample's cache repeated k times along the batch (gradients flow back to the original)."""
+        return KVCache(
+            [x.repeat_interleave(k, dim=0) for x in self.keys],
+            [x.repeat_interleave(k, dim=0) for x in self.values],
+            self.layout.repeat_interleave(k),
+        )
 
 
 @dataclass

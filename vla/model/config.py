@@ -96,6 +96,10 @@ class VLAConfig:
     # ground-truth actions (clean, time 0, no loss), so at inference the chunk continues the actions
     # already committed (the runner's `rtc`) by conditioning instead of guidance. 0: off.
     rtc_max_delay: int = 0
+    # Flow draws per observation in training: the prefix is encoded once and its keys/values serve
+    # `flow_samples` (noise, time) draws of the action chunk (Octo's repeated diffusion steps). The
+    # backbone is most of a step's compute, so more draws cost little and lower the loss's variance.
+    flow_samples: int = 1
     fast_vocab_size: int = 1024
     fast_scale: float = 10.0
     fast_max_tokens: int = 256
@@ -131,6 +135,7 @@ class VLAConfig:
                 "0 unless head=flow without expert.adarms (it needs per-action time)",
                 self.rtc_max_delay,
             ),
+            (self.flow_samples >= 1, "flow_samples", ">= 1", self.flow_samples),
             (self.max_text_tokens >= 2, "max_text_tokens", ">= 2", self.max_text_tokens),
             (self.max_state_dim >= 1, "max_state_dim", ">= 1", self.max_state_dim),
             (self.max_action_dim >= 1, "max_action_dim", ">= 1", self.max_action_dim),

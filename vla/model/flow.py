@@ -23,7 +23,7 @@ from vla.model.attention import KVCache, Segment, TokenLayout, joint_forward
 from vla.model.backbone import Backbone
 from vla.model.config import VLAConfig
 from vla.model.expert import ActionExpert
-from vla.model.prefix import suffix_layout
+from vla.model.prefix import encode_prefix, suffix_layout
 
 
 @dataclass
@@ -55,6 +55,7 @@ class FlowMatchingHead(nn.Module):
         self.beta = (cfg.time_beta_alpha, cfg.time_beta_beta)
         self.time_min = cfg.time_min
         self.rtc_max_delay = cfg.rtc_max_delay
+        self.samples = cfg.flow_samples
 
     # ------------------------------------------------------------------ the denoising step
 
@@ -101,7 +102,20 @@ class FlowMatchingHead(nn.Module):
         noise: torch.Tensor | None = None,
         t: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
-        """actions [B, H, A_max] normalised and zero-padded; masks: action_is_pad [B, H], dims [B, A_max]."""
+        """actions [B, H, A_max] normalised and zero-padded; masks: action_is_pad [B, H], dims [B, A_max].
+        With flow_samples k > 1 the prefix is encoded once and each observation gets k draws (noise and
+        t, when given, are then [B*k, ...], sample i's draws in rows i*k .. i*k+k-1)."""
+        cache = None
+        if self.samples > 1:
+            k = self.samples
+            _, cache = encode_prefix(backbone, prefix, prefix_layout)
+            cache, prefix_layout = cache.repeat_interleave(k), prefix_layout.repeat_interleave(k)
+            actions, action_dim_mask = (
+                actions.repeat_interleave(k, 0),
+                action_dim_mask.repeat_interleave(k, 0),
+            )
+            if action_is_pad is not None:
+                action_is_pad = action_is_pad.repeat_interleave(k, 0)
         b, h = actions.shape[:2]
         noise = torch.randn_like(actions) if noise is None else noise
         t = self.sample_time(b, actions.device) if t is None else t
@@ -114,7 +128,10 @@ class FlowMatchingHead(nn.Module):
         tt = time[:, None, None] if time.ndim == 1 else time[:, :, None]  # [B, 1|H, 1]
         x_t = tt * noise + (1.0 - tt) * actions
         target = noise - actions
-        pred = self.velocity(backbone, x_t, time, prefix_layout, prefix=prefix)
+        if cache is not None:  # the same joint pass: the prefix never attends to the action tokens
+            pred = self.velocity(backbone, x_t, time, prefix_layout, cache=cache)
+        else:
+            pred = self.velocity(backbone, x_t, time, prefix_layout, prefix=prefix)
         weight = action_dim_mask[:, None, :].float().expand_as(pred)  # [B, H, A]
         if action_is_pad is not None:
             weight = weight * (~action_is_pad.bool())[:, :, None].float()
