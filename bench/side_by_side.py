@@ -33,7 +33,6 @@ import platform
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +40,16 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
-METHODS = ("ours", "act", "diffusion")
+from contestants import (  # noqa: E402 (bench/ is not a package: found through the path above)
+    METHODS,
+    Frames,
+    Method,
+    TimedPolicy,
+    make_method,
+)
+
 EVAL_SEED = 100000  # held out: recording uses seeds 0..demos-1
 WARMUP_FRACTION = 0.05
 MIN_LR_RATIO = 0.1
@@ -107,91 +114,7 @@ def record(task: str, demos: int, root: Path) -> Path:
     return path
 
 
-# ------------------------------------------------------------------------------------------------ data
-
-
-@dataclass
-class Frames:
-    """A whole LeRobot dataset in memory: uint8 images, float state and action, episode bounds."""
-
-    repo_id: str
-    root: str
-    cameras: list[str]  # full keys, observation.images.<name>
-    images: dict[str, np.ndarray]  # key -> [N, H, W, 3] uint8
-    state: np.ndarray  # [N, S]
-    action: np.ndarray  # [N, A]
-    start: np.ndarray  # [N] first frame of each frame's episode
-    end: np.ndarray  # [N] one past its last frame
-    task: list[str]  # [N]
-    episodes: int = 0
-    fps: int = 0
-    meta: Any = field(default=None, repr=False)
-
-    @classmethod
-    def load(cls, root: Path, repo_id: str) -> Frames:
-        from lerobot.datasets.lerobot_dataset import LeRobotDataset
-
-        from vla.robot import ACTION, IMAGE_PREFIX, STATE
-
-        ds = LeRobotDataset(repo_id, root=root)
-        cams = [k for k in ds.meta.features if k.startswith(IMAGE_PREFIX)]
-        n = len(ds)
-        images = {k: np.empty((n, *ds.meta.features[k]["shape"][:2], 3), np.uint8) for k in cams}
-        state = np.empty((n, ds.meta.features[STATE]["shape"][0]), np.float32)
-        action = np.empty((n, ds.meta.features[ACTION]["shape"][0]), np.float32)
-        episode = np.empty(n, np.int64)
-        task: list[str] = []
-        for i in range(n):
-            item = ds[i]
-            for k in cams:
-                images[k][i] = (item[k].permute(1, 2, 0).numpy() * 255.0).round().astype(np.uint8)
-            state[i] = item[STATE].numpy()
-            action[i] = item[ACTION].numpy()
-            episode[i] = int(item["episode_index"])
-            task.append(str(item["task"]))
-        start, end = np.empty(n, np.int64), np.empty(n, np.int64)
-        for e in np.unique(episode):
-            idx = np.flatnonzero(episode == e)
-            start[idx], end[idx] = idx[0], idx[-1] + 1
-        return cls(
-            repo_id, str(root), cams, images, state, action, start, end, task,
-            len(np.unique(episode)), int(ds.meta.fps), ds.meta,
-        )  # fmt: skip
-
-    def batch(self, idx: np.ndarray, horizon: int, obs_steps: int = 1) -> dict[str, Any]:
-        """A training batch as LeRobotDataset returns it with delta timestamps, collated: `action`
-        [B, horizon, A] from frame t - (obs_steps - 1) on with `action_is_pad`; observations [B, ...] for
-        one step, or [B, obs_steps, ...] (t - obs_steps + 1 .. t, clamped at the episode start)."""
-        import torch
-
-        from vla.robot import ACTION, STATE
-
-        first = idx - (obs_steps - 1)
-        steps = first[:, None] + np.arange(horizon)[None]  # [B, H]
-        pad = (steps < self.start[idx, None]) | (steps >= self.end[idx, None])
-        steps = np.clip(steps, self.start[idx, None], self.end[idx, None] - 1)
-        out: dict[str, Any] = {
-            ACTION: torch.from_numpy(self.action[steps]),
-            "action_is_pad": torch.from_numpy(pad),
-            "task": [self.task[i] for i in idx],
-        }
-        if obs_steps == 1:
-            obs = idx
-        else:
-            obs = idx[:, None] + np.arange(1 - obs_steps, 1)[None]  # [B, T]
-            obs_pad = obs < self.start[idx, None]
-            obs = np.maximum(obs, self.start[idx, None])
-        out[STATE] = torch.from_numpy(self.state[obs])
-        for k in self.cameras:
-            pixels = torch.from_numpy(self.images[k][obs])  # [B, (T,) H, W, 3]
-            out[k] = pixels.movedim(-1, -3).float().div_(255.0)  # [B, (T,) 3, H, W]
-        if obs_steps > 1:
-            for k in (STATE, *self.cameras):
-                out[f"{k}_is_pad"] = torch.from_numpy(obs_pad)
-        return out
-
-
-# --------------------------------------------------------------------------------------------- methods
+# ---------------------------------------------------------------------------------------- train + eval
 
 
 def lr_shape(progress: float) -> float:
@@ -201,266 +124,6 @@ def lr_shape(progress: float) -> float:
 
     ticks = 1000
     return lr_factor(min(int(progress * ticks), ticks), int(WARMUP_FRACTION * ticks), ticks, MIN_LR_RATIO)
-
-
-class Method:
-    """One contestant: builds its model from the dataset, trains on batches, acts as our Policy."""
-
-    name = ""
-    batch_size = 8
-    horizon = 50
-    obs_steps = 1
-    grad_clip = 10.0
-
-    def __init__(self, frames: Frames, device: str = "cpu") -> None:
-        self.frames = frames
-        self.device = device
-        self.settings: dict[str, Any] = {}
-
-    def parameters(self) -> list[Any]:
-        raise NotImplementedError
-
-    def loss(self, batch: dict[str, Any]) -> Any:
-        raise NotImplementedError
-
-    def optimizer(self) -> Any:
-        raise NotImplementedError
-
-    def policy(self, robot: Any) -> Any:
-        raise NotImplementedError
-
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
-
-
-# `make demo`'s recipe for the tiny VLA (the Makefile's vla-train / vla-rollout overrides, chosen in
-# earlier work on `touch`, before this comparison existed): chunk 30, backbone at 96 px, lr 1e-3, and 10
-# actions executed per chunk.
-DEMO_RECIPE: dict[str, Any] = {"chunk_size": 30, "backbone_image_size": 96, "lr": 1e-3, "n_action_steps": 10}
-
-
-class Ours(Method):
-    """Our VLA (`tiny` by default: configs/model/<model>.yaml) with our training defaults
-    (configs/train.yaml augmentation, configs/optim/adamw.yaml, configs/trainer/default.yaml batch size)
-    and, for `tiny`, `make demo`'s recipe (DEMO_RECIPE)."""
-
-    name = "ours"
-    batch_size = 16
-
-    def __init__(self, frames: Frames, device: str = "cpu", model: str = "tiny") -> None:
-        super().__init__(frames, device)
-        from omegaconf import OmegaConf
-
-        from vla.model.config import coerce_config
-        from vla.model.vla import VLAModel
-        from vla.train.augment import AugmentConfig
-        from vla.train.data import inspect_dataset
-
-        cfg = coerce_config(OmegaConf.to_container(OmegaConf.load(ROOT / f"configs/model/{model}.yaml")))
-        # chunk_size=1: a chunk may be longer than an episode (short `touch` demos); it is padded
-        spec = inspect_dataset(frames.repo_id, frames.root, chunk_size=1)
-        cfg.cameras, cfg.image_size = list(spec.cameras), list(spec.image_size)
-        cfg.state_dim, cfg.action_dim = spec.state_dim, spec.action_dim
-        recipe = DEMO_RECIPE if model == "tiny" else {}
-        if recipe:
-            cfg.chunk_size, cfg.backbone.image_size = recipe["chunk_size"], recipe["backbone_image_size"]
-            cfg.validate()
-        self.n_action_steps = recipe.get("n_action_steps")
-        self.horizon = cfg.chunk_size
-        self.cameras = spec.cameras
-        self.model = VLAModel(cfg, stats=spec.stats, tasks=spec.tasks).to(device).train()
-        train_cfg = OmegaConf.load(ROOT / "configs/train.yaml")
-        self.augment = AugmentConfig(**OmegaConf.to_container(train_cfg.augment))  # type: ignore[arg-type]
-        self.optim = OmegaConf.load(ROOT / "configs/optim/adamw.yaml")
-        if recipe:
-            self.optim.lr = recipe["lr"]
-        self.grad_clip = float(self.optim.grad_clip)
-        self.settings = {
-            "model": model,
-            "recipe": "make demo" if recipe else None,
-            "chunk_size": cfg.chunk_size,
-            "backbone_image_size": cfg.backbone.image_size,
-            "n_action_steps": self.n_action_steps or cfg.chunk_size,
-            "num_steps": cfg.num_steps,
-            "optimizer": f"AdamW lr {self.optim.lr} wd {self.optim.weight_decay}",
-            "augmentation": "random shift 4 px + colour jitter (our default)",
-        }
-
-    def parameters(self) -> list[Any]:
-        return [p for p in self.model.parameters() if p.requires_grad]
-
-    def loss(self, batch: dict[str, Any]) -> Any:
-        import torch
-
-        from vla.train.augment import augment_images
-        from vla.train.trainer import _to_device
-
-        batch = augment_images(_to_device(batch, torch.device(self.device)), self.cameras, self.augment)
-        return self.model(batch)["loss"]
-
-    def optimizer(self) -> Any:
-        import torch
-
-        o = self.optim
-        return torch.optim.AdamW(
-            self.parameters(), lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay
-        )
-
-    def policy(self, robot: Any) -> Any:
-        from policies.vla import VLAPolicy
-
-        return VLAPolicy.from_model(self.model.eval(), robot, n_action_steps=self.n_action_steps)
-
-
-class LeRobotMethod(Method):
-    """A LeRobot policy built by LeRobot's own factory from the dataset's metadata, with LeRobot's
-    pre/post-processors (normalisation from the dataset's stats)."""
-
-    def build(self, config: Any) -> None:
-        from lerobot.policies.factory import make_policy, make_pre_post_processors
-
-        self.config = config
-        self.model = make_policy(config, ds_meta=self.frames.meta)
-        self.pre, self.post = make_pre_post_processors(config, dataset_stats=self.frames.meta.stats)
-        self.model.train()
-
-    def parameters(self) -> list[Any]:
-        return [p for p in self.model.parameters() if p.requires_grad]
-
-    def loss(self, batch: dict[str, Any]) -> Any:
-        loss, _ = self.model.forward(self.pre(batch))
-        return loss
-
-    def optimizer(self) -> Any:
-        params = self.model.get_optim_params()
-        return self.config.get_optimizer_preset().build(params)
-
-    def policy(self, robot: Any) -> Any:
-        return LeRobotPolicy(self.model.eval(), self.pre, self.post, self.frames.cameras)
-
-
-class ACT(LeRobotMethod):
-    name = "act"
-
-    def __init__(self, frames: Frames, lr: float, device: str = "cpu") -> None:
-        super().__init__(frames, device)
-        from lerobot.policies.act.configuration_act import ACTConfig
-
-        self.horizon = 50
-        # LeRobot's defaults except: no ImageNet weights (offline, and "from scratch" for all three),
-        # chunk 50 executed whole (= ours; its default 100 at 30 fps would run a whole `touch` episode
-        # open-loop), and the learning rate (its 1e-5 preset is tuned for a pretrained backbone and
-        # ~100k steps; from scratch in minutes it barely moves).
-        self.build(
-            ACTConfig(
-                device=device,
-                push_to_hub=False,
-                pretrained_backbone_weights=None,
-                chunk_size=self.horizon,
-                n_action_steps=self.horizon,
-                optimizer_lr=lr,
-                optimizer_lr_backbone=lr,
-            )
-        )
-        self.settings = {
-            "changed from LeRobot's defaults": {
-                "pretrained_backbone_weights": None,
-                "chunk_size": self.horizon,
-                "n_action_steps": self.horizon,
-                "optimizer_lr": lr,
-                "optimizer_lr_backbone": lr,
-            },
-            "optimizer": f"AdamW (preset) lr {lr} wd {self.config.optimizer_weight_decay}",
-        }
-
-
-class Diffusion(LeRobotMethod):
-    name = "diffusion"
-
-    def __init__(self, frames: Frames, device: str = "cpu") -> None:
-        super().__init__(frames, device)
-        from lerobot.policies.diffusion.configuration_diffusion import DiffusionConfig
-
-        h, w = frames.images[frames.cameras[0]].shape[1:3]
-        crop = (int(h * 0.9) // 2 * 2, int(w * 0.9) // 2 * 2)
-        # The Diffusion Policy paper's CNN recipe at CPU size: horizon 16 / 8 executed / 2 observations,
-        # GroupNorm ResNet-18 from scratch, a smaller U-Net and 10 DDIM steps at inference (LeRobot's
-        # defaults, a 255M-parameter U-Net and 100 DDPM steps, would take seconds per chunk here).
-        changes = {
-            "pretrained_backbone_weights": None,
-            "use_group_norm": True,
-            "horizon": 16,
-            "n_action_steps": 8,
-            "down_dims": (64, 128, 256),
-            "crop_shape": crop,
-            "noise_scheduler_type": "DDIM",
-            "num_inference_steps": 10,
-        }
-        self.build(DiffusionConfig(device=device, push_to_hub=False, **changes))  # type: ignore[arg-type]
-        self.horizon, self.obs_steps = 16, 2
-        self.settings = {
-            "changed from LeRobot's defaults": {
-                k: list(v) if isinstance(v, tuple) else v for k, v in changes.items()
-            },
-            "optimizer": f"Adam (preset) lr {self.config.optimizer_lr}",
-        }
-
-
-class LeRobotPolicy:
-    """A LeRobot policy behind our Policy protocol, called exactly as lerobot-eval calls it: one
-    `select_action` per control step (its own action queue and observation history inside)."""
-
-    def __init__(self, model: Any, pre: Any, post: Any, cameras: list[str]) -> None:
-        self.model, self.pre, self.post, self.cameras = model, pre, post, cameras
-        self.task = ""
-
-    def reset(self, task: str | None = None) -> None:
-        self.task = task or ""
-        self.model.reset()
-
-    def select_chunk(self, observation: dict[str, np.ndarray]) -> np.ndarray:
-        import torch
-
-        from vla.robot import STATE
-
-        obs: dict[str, Any] = {"task": self.task}
-        obs[STATE] = torch.from_numpy(np.asarray(observation[STATE], np.float32))
-        for k in self.cameras:
-            obs[k] = torch.from_numpy(np.ascontiguousarray(observation[k])).permute(2, 0, 1).float() / 255.0
-        with torch.inference_mode():
-            action = self.post(self.model.select_action(self.pre(obs)))
-        return action.reshape(1, -1).float().numpy()  # [1, A]
-
-
-class TimedPolicy:
-    """Times each policy call (the evaluation runs in simulated time, so compute never costs steps)."""
-
-    def __init__(self, policy: Any) -> None:
-        self.policy = policy
-        self.seconds: list[float] = []
-
-    def reset(self, task: str | None = None) -> None:
-        self.policy.reset(task)
-
-    def select_chunk(self, observation: dict[str, np.ndarray]) -> np.ndarray:
-        t0 = time.perf_counter()
-        chunk = self.policy.select_chunk(observation)
-        self.seconds.append(time.perf_counter() - t0)
-        return chunk
-
-
-def make_method(name: str, frames: Frames, args: argparse.Namespace) -> Method:
-    device = getattr(args, "device", "cpu")
-    if name == "ours":
-        return Ours(frames, device, getattr(args, "ours_model", "tiny"))
-    if name == "act":
-        return ACT(frames, args.act_lr, device)
-    if name == "diffusion":
-        return Diffusion(frames, device)
-    raise SystemExit(f"error: unknown method {name!r}; choose from {', '.join(METHODS)}")
-
-
-# ---------------------------------------------------------------------------------------- train + eval
 
 
 def train_for(method: Method, seconds: float, seed: int) -> dict[str, Any]:
@@ -540,24 +203,48 @@ def eval_episodes(task: str, args: argparse.Namespace) -> int:
     return int(args.so101_eval_episodes if env_name(task) == "so101" else args.eval_episodes)
 
 
+def job_name(task: str, method: str, seed: int) -> str:
+    """A job's file stem: `<task>__<method>`, with `__s<seed>` for training seeds other than 0."""
+    return f"{task}__{method}" + (f"__s{seed}" if seed else "")
+
+
 def run_job(task: str, name: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Train one method on one task for the budget (or, with --reeval, load the weights an earlier run
+    kept), evaluate it, and keep its weights under <root>/weights/."""
     import torch
 
     torch.set_num_threads(1)
-    path = Path(args.root) / "data" / task
+    torch.manual_seed(args.seed)  # the initial weights too
+    root = Path(args.root)
+    stem = job_name(task, name, args.seed)
+    weights, record = root / "weights" / f"{stem}.pt", root / "jobs" / f"{stem}.json"
+    if args.reeval and not (weights.is_file() and record.is_file()):
+        raise SystemExit(f"error: --reeval needs {weights} and {record} (from a run that kept weights)")
+    earlier: dict[str, Any] = json.loads(record.read_text()) if args.reeval else {}
     t0 = time.perf_counter()
-    frames = Frames.load(path, f"local/{task}")
+    frames = Frames.load(root / "data" / task, f"local/{task}")
     load_s = time.perf_counter() - t0
     method = make_method(name, frames, args)
-    print(f"[train] {task} {name}: {method.num_parameters() / 1e6:.1f}M parameters, "
-          f"{len(frames.state)} frames, {args.budget:.0f} s", flush=True)  # fmt: skip
-    train = train_for(method, args.budget, args.seed)
-    print(f"[train] {task} {name}: {train['steps']} steps, loss {train['first_loss']:.3f} -> "
-          f"{train['final_loss']:.3f}", flush=True)  # fmt: skip
+    if args.reeval:
+        method.model.load_state_dict(torch.load(weights, map_location=args.device, weights_only=True))
+        train = earlier["train"]
+        print(f"[reeval] {stem}: weights from {weights}", flush=True)
+    else:
+        print(f"[train] {stem}: {method.num_parameters() / 1e6:.1f}M parameters, "
+              f"{len(frames.state)} frames, {args.budget:.0f} s", flush=True)  # fmt: skip
+        train = train_for(method, args.budget, args.seed)
+        print(f"[train] {stem}: {train['steps']} steps, loss {train['first_loss']:.3f} -> "
+              f"{train['final_loss']:.3f}", flush=True)  # fmt: skip
+        weights.parent.mkdir(parents=True, exist_ok=True)
+        tmp = weights.with_suffix(".tmp")
+        torch.save(method.model.state_dict(), tmp)
+        os.replace(tmp, weights)
     evaluation = evaluate(method, task, eval_episodes(task, args))
+    previous = [*earlier.get("previous_evals", []), earlier["eval"]] if args.reeval else []
     return {
         "task": task,
         "method": name,
+        "train_seed": args.seed,
         "parameters_m": round(method.num_parameters() / 1e6, 2),
         "settings": method.settings,
         "batch_size": method.batch_size,
@@ -567,6 +254,7 @@ def run_job(task: str, name: str, args: argparse.Namespace) -> dict[str, Any]:
         "load_seconds": load_s,
         "train": train,
         "eval": evaluation,
+        "previous_evals": previous,  # --reeval keeps what earlier evaluations found
         "cpu_affinity": sorted(os.sched_getaffinity(0)),
     }
 
@@ -596,10 +284,17 @@ def run_all(args: argparse.Namespace, tasks: list[str], methods: list[str]) -> l
     root = Path(args.root)
     (root / "jobs").mkdir(parents=True, exist_ok=True)
     jobs = [
-        (t, m)
+        (t, m, seed)
+        for seed in args.seeds
         for i, t in enumerate(tasks)
         for m in (methods[i % len(methods) :] + methods[: i % len(methods)])
     ]
+    if args.reeval:
+        missing = [job_name(*j) for j in jobs if not (root / "weights" / f"{job_name(*j)}.pt").is_file()]
+        if missing:
+            raise SystemExit(
+                f"error: --reeval: no kept weights for {', '.join(missing)} under {root / 'weights'}"
+            )
     parallel = 1 if args.device != "cpu" else max(1, args.parallel)  # one GPU: one job at a time
     cores = sorted(os.sched_getaffinity(0))[:parallel]
     free = list(cores)
@@ -608,19 +303,21 @@ def run_all(args: argparse.Namespace, tasks: list[str], methods: list[str]) -> l
     failed: list[str] = []
     while pending or running:
         while pending and free:
-            task, method = pending.pop(0)
-            out = root / "jobs" / f"{task}__{method}.json"
-            if out.is_file() and not args.fresh:
+            task, method, seed = pending.pop(0)
+            stem = job_name(task, method, seed)
+            out = root / "jobs" / f"{stem}.json"
+            if out.is_file() and not (args.fresh or args.reeval):
                 print(f"[reuse] {out}", flush=True)
                 continue
             core = free.pop(0)
-            log = open(root / "logs" / f"{task}__{method}.log", "w")  # noqa: SIM115 (closed below)
-            cmd = [sys.executable, __file__, "--job", task, method, "--job-out", str(out), *job_args(args)]
+            log = open(root / "logs" / f"{stem}.log", "w")  # noqa: SIM115 (closed below)
+            cmd = [sys.executable, __file__, "--job", task, method, "--job-out", str(out)]
+            cmd += ["--seed", str(seed), *job_args(args)]
             proc = subprocess.Popen(
                 cmd, env=job_env(), stdout=log, stderr=subprocess.STDOUT,
                 preexec_fn=functools.partial(os.sched_setaffinity, 0, {core}),
             )  # fmt: skip
-            print(f"[start] {task} {method} on core {core}", flush=True)
+            print(f"[start] {stem} on core {core}", flush=True)
             running.append((proc, core, out, log))
         time.sleep(1.0)
         for item in list(running):
@@ -638,44 +335,51 @@ def run_all(args: argparse.Namespace, tasks: list[str], methods: list[str]) -> l
                 print(f"[done] {name}", flush=True)
     if failed:
         raise SystemExit(f"error: {len(failed)} job(s) failed: {', '.join(failed)}")
-    return [json.loads((root / "jobs" / f"{t}__{m}.json").read_text()) for t, m in jobs]
+    return [json.loads((root / "jobs" / f"{job_name(*job)}.json").read_text()) for job in jobs]
 
 
 def job_args(args: argparse.Namespace) -> list[str]:
     return [
         "--root", str(args.root), "--budget", str(args.budget), "--eval-episodes", str(args.eval_episodes),
         "--so101-eval-episodes", str(args.so101_eval_episodes),
-        "--seed", str(args.seed), "--act-lr", str(args.act_lr), "--device", args.device,
+        "--act-lr", str(args.act_lr), "--device", args.device, *(["--reeval"] if args.reeval else []),
         "--ours-model", args.ours_model,
     ]  # fmt: skip
 
 
 def table(results: list[dict[str, Any]], tasks: list[str], methods: list[str]) -> tuple[str, dict[str, Any]]:
-    by = {(r["task"], r["method"]): r for r in results}
+    """Markdown table and verdicts; several training seeds of a (task, method) pool their episodes."""
+    pooled: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in results:
+        cell = pooled.setdefault((r["task"], r["method"]), {"wins": 0, "episodes": 0, "steps": []})
+        cell["wins"] += sum(bool(x["success"]) for x in r["eval"]["episodes_detail"])
+        cell["episodes"] += len(r["eval"]["episodes_detail"])
+        cell["steps"].append(r["train"]["steps"])
     head = "| task | " + " | ".join(methods) + " | ours ≥ best baseline |"
     lines = [head, "|" + "---|" * (len(methods) + 2)]
     verdicts: dict[str, Any] = {}
+    rates: dict[tuple[str, str], float] = {}
     for task in tasks:
-        cells, rates = [], {}
+        cells = []
         for m in methods:
-            r = by.get((task, m))
-            if r is None:
+            c = pooled.get((task, m))
+            if c is None:
                 cells.append("–")
                 continue
-            e = r["eval"]
-            rates[m] = e["success_rate"]
-            wins = sum(x["success"] for x in e["episodes_detail"])
-            cells.append(f"{wins}/{len(e['episodes_detail'])} ({r['train']['steps']} steps)")
-        baselines = [rates[m] for m in rates if m != "ours"]
-        ok = None if "ours" not in rates or not baselines else rates["ours"] >= max(baselines)
+            rates[(task, m)] = c["wins"] / c["episodes"]
+            cells.append(f"{c['wins']}/{c['episodes']} ({np.mean(c['steps']):.0f} steps)")
+        baselines = [rates[(task, m)] for m in methods if m != "ours" and (task, m) in rates]
+        ok = None if (task, "ours") not in rates or not baselines else rates[(task, "ours")] >= max(baselines)
         verdicts[task] = ok
         lines.append(f"| {task} | " + " | ".join(cells) + f" | {'–' if ok is None else '✔' if ok else '✘'} |")
-    means = {m: np.mean([by[(t, m)]["eval"]["success_rate"] for t in tasks if (t, m) in by]) for m in methods}
+    means = {m: np.mean([rates[(t, m)] for t in tasks if (t, m) in rates]) for m in methods}
     lines.append("| **mean** | " + " | ".join(f"{100 * means[m]:.0f}%" for m in methods) + " | |")
     return "\n".join(lines), {"per_task": verdicts, "mean_success": {m: float(v) for m, v in means.items()}}
 
 
 def main() -> None:
+    from vla.apps.rollout import write_json_atomic
+
     p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     p.add_argument("--tasks", default="touch,easy:5", help="comma list; easy:K = K Meta-World easy tasks")
     p.add_argument("--methods", default=",".join(METHODS))
@@ -684,7 +388,9 @@ def main() -> None:
     p.add_argument("--eval-episodes", type=int, default=10, help="per Meta-World task (LeRobot's eval: 10)")
     p.add_argument("--so101-eval-episodes", type=int, default=50, help="per SO-101 task (short episodes)")
     p.add_argument("--parallel", type=int, default=2, help="jobs at a time, one CPU core each")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", default="0", help="training seeds, comma list: each (task, method) per seed")
+    p.add_argument("--reeval", action="store_true", help="evaluate kept weights again (no training)")
+    p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)  # a job's own seed
     p.add_argument("--act-lr", type=float, default=1e-4)
     p.add_argument("--device", default="cpu", help="cpu | cuda (then one job at a time)")
     p.add_argument("--ours-model", default="tiny", help="our model config: tiny | smolvla (on a GPU)")
@@ -696,11 +402,15 @@ def main() -> None:
     args = p.parse_args()
     if args.budget <= 0 or min(args.eval_episodes, args.so101_eval_episodes, args.demos) < 1:
         raise SystemExit("error: --budget, --eval-episodes and --demos must be positive")
+    try:
+        args.seeds = sorted({int(x) for x in args.seeds.split(",") if x.strip()})
+    except ValueError:
+        raise SystemExit(f"error: --seeds must be a comma list of integers, got {args.seeds!r}") from None
+    if not args.seeds or min(args.seeds) < 0:
+        raise SystemExit("error: --seeds needs at least one seed >= 0")
     if args.job:
         result = run_job(args.job[0], args.job[1], args)
-        tmp = Path(args.job_out + ".tmp")
-        tmp.write_text(json.dumps(result, indent=1))
-        os.replace(tmp, args.job_out)
+        write_json_atomic(Path(args.job_out), result)
         return
     tasks, methods = expand_tasks(args.tasks), [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = [m for m in methods if m not in METHODS]
@@ -737,7 +447,7 @@ def main() -> None:
             "eval_episodes_per_task": {t: eval_episodes(t, args) for t in tasks},
             "eval_seeds": f"{EVAL_SEED}..{EVAL_SEED} + episodes - 1",
             "record_seeds": f"0..{args.demos - 1}",
-            "train_seed": args.seed,
+            "train_seeds": args.seeds,
             "device": args.device,
             "ours_model": args.ours_model,
             "parallel_jobs": 1 if args.device != "cpu" else args.parallel,
@@ -751,9 +461,7 @@ def main() -> None:
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(report, indent=1))
-    os.replace(tmp, out)
+    write_json_atomic(out, report)
     print(md)
     print(f"wrote {out}")
 
