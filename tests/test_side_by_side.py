@@ -12,6 +12,7 @@ import pytest
 from tests import bench_scripts
 
 sbs = bench_scripts.load("side_by_side")
+grounding = bench_scripts.load("grounding")
 
 
 @pytest.fixture(scope="module")
@@ -116,3 +117,70 @@ def test_table_verdicts() -> None:
     assert verdicts["per_task"] == {"a": True, "b": False}
     assert verdicts["mean_success"]["ours"] == pytest.approx(0.35)
     assert "| a | 5/10 (100 steps) | 3/10 (100 steps) | 5/10 (100 steps) | ✔ |" in md
+    # a second training seed pools its episodes with the first: b is now 2+7 vs 4+4
+    md, verdicts = sbs.table(
+        [*rows, result("b", "ours", 7), result("b", "act", 4)], ["a", "b"], ["ours", "act"]
+    )
+    assert verdicts["per_task"] == {"a": True, "b": True}
+    assert "| b | 9/20 (100 steps) | 8/20 (100 steps) | ✔ |" in md
+    assert sbs.job_name("a", "ours", 0) == "a__ours" and sbs.job_name("a", "ours", 2) == "a__ours__s2"
+
+
+@pytest.mark.slow
+def test_a_job_keeps_its_weights_and_reeval_uses_them(frames, monkeypatch: pytest.MonkeyPatch) -> None:
+    """run_job saves the trained weights; --reeval loads exactly those and keeps the training record."""
+    import json
+    from pathlib import Path
+
+    import torch
+
+    root = Path(frames.root).parents[1]
+    args = argparse.Namespace(
+        root=str(root), budget=1.0, seed=3, reeval=False, device="cpu", act_lr=1e-4, ours_model="tiny",
+        eval_episodes=1, so101_eval_episodes=1,
+    )  # fmt: skip
+    evaluated = []
+    monkeypatch.setattr(sbs, "evaluate", lambda method, task, episodes: evaluated.append(method) or {"n": 1})
+    first = sbs.run_job("touch", "ours", args)
+    weights = root / "weights" / "touch__ours__s3.pt"
+    assert first["train_seed"] == 3 and first["train"]["steps"] >= 1 and weights.is_file()
+    (root / "jobs").mkdir(exist_ok=True)
+    (root / "jobs" / "touch__ours__s3.json").write_text(json.dumps(first))
+    args.reeval = True
+    again = sbs.run_job("touch", "ours", args)
+    assert again["train"] == first["train"] and again["previous_evals"] == [first["eval"]]
+    saved = torch.load(weights, weights_only=True)
+    loaded = evaluated[1].model.state_dict()
+    assert all(torch.equal(saved[k], loaded[k]) for k in saved)
+    torch.manual_seed(3)  # the job's initial weights: reeval must not have left them in place
+    initial = sbs.make_method("ours", frames, args).model.state_dict()
+    assert any(not torch.equal(initial[k], loaded[k]) for k in saved)
+
+
+def test_grounding_share_counts_the_cube_touched_first() -> None:
+    rows = [
+        {"target": "red", "first": "red", "success": True},
+        {"target": "red", "first": "blue", "success": True},  # touched blue, then red
+        {"target": "green", "first": None, "success": False},
+        {"target": "blue", "first": "green", "success": False},
+    ]
+    s = grounding.summarise(rows)
+    assert (s["episodes"], s["success"], s["touched_any"], s["touched_named_first"]) == (4, 2, 3, 1)
+    assert s["named_share_of_touches"] == pytest.approx(1 / 3)
+    assert grounding.summarise([rows[2]])["named_share_of_touches"] is None
+
+
+@pytest.mark.slow
+def test_grounding_runs_a_kept_model(frames) -> None:
+    """A briefly trained `ours`: episodes report a target and the first cube touched; the probe's
+    distances are finite, and a different noise draw moves an untrained chunk."""
+    import torch
+
+    torch.set_num_threads(1)
+    method = sbs.make_method("ours", frames, argparse.Namespace(act_lr=1e-4))
+    sbs.train_for(method, 1.0, seed=0)
+    rows = grounding.first_touches(method, episodes=1, seed0=sbs.EVAL_SEED)
+    assert len(rows) == 1 and rows[0]["target"] in ("red", "green", "blue")
+    assert rows[0]["first"] in (None, "red", "green", "blue")
+    effect = grounding.instruction_effect(method, episodes=1, seed0=sbs.EVAL_SEED)
+    assert effect["between_noise_deg"] > 0 and np.isfinite(effect["between_words_deg"])
