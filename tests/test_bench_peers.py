@@ -4,6 +4,7 @@ through the real driver -> worker subprocess path, 1 thread, 1 warm-up, 2 timed 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -74,12 +75,13 @@ def test_memory_check_fails_with_one_line(monkeypatch: pytest.MonkeyPatch) -> No
     import torch
 
     bench = load_bench()
-    monkeypatch.setattr(bench, "meminfo_available", lambda: 4 * bench.GIB)
-    with pytest.raises(bench.BenchError) as err:
-        bench.check_memory("LeRobot pi0", 18 * bench.GIB, torch.device("cpu"))
-    assert err.value.code == bench.EXIT_MEMORY
+    shared = sys.modules["peers_ours"]  # where check_memory looks the free memory up
+    monkeypatch.setattr(shared, "meminfo_available", lambda: 4 * shared.GIB)
+    with pytest.raises(shared.BenchError) as err:
+        bench.check_memory("LeRobot pi0", 18 * shared.GIB, torch.device("cpu"))
+    assert err.value.code == shared.EXIT_MEMORY
     assert "needs ~18.0 GiB" in str(err.value) and "\n" not in str(err.value)
-    assert bench.check_memory("tiny", bench.GIB, torch.device("cpu"))["free_gib"] == 4.0
+    assert bench.check_memory("tiny", shared.GIB, torch.device("cpu"))["free_gib"] == 4.0
 
 
 def test_a_failing_variant_is_dropped_not_fatal() -> None:
