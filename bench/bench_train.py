@@ -2,7 +2,7 @@
 
     python bench/bench_train.py [--root DATASET] [--batch-size 16] [--steps 30]
 
-Without --root it records 10 scripted `touch` episodes first. Goal (issue 4): loading is never the
+Without --root it records 20 scripted `pick` episodes first. Goal (issue 4): loading is never the
 bottleneck — the loader delivers ≥ 3× the samples/s the training step consumes.
 """
 
@@ -38,7 +38,7 @@ def record_dataset(root: Path, episodes: int) -> None:
     with initialize_config_module(config_module="configs", version_base="1.3"):
         cfg = compose(
             "record",
-            overrides=["env.task=touch", f"episodes={episodes}", f"dataset.root={root}", "progress=false"],
+            overrides=["env.task=pick", f"episodes={episodes}", f"dataset.root={root}", "progress=false"],
         )
     record(cfg)
 
@@ -101,8 +101,8 @@ def main() -> None:
     root = args.root
     if root is None:
         tmp = tempfile.TemporaryDirectory()
-        root = Path(tmp.name) / "touch"
-        record_dataset(root, 10)
+        root = Path(tmp.name) / "pick"
+        record_dataset(root, 20)  # `pick`: its episodes are longer than a 50-action chunk (`touch`'s are not)
     spec = inspect_dataset("local/bench", str(root), 50)
     dataset = open_dataset(spec, 50)
     train_sps, params = train_rate(dataset, spec, args.batch_size, args.steps)
