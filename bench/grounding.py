@@ -72,24 +72,19 @@ def instruction_effect(method: Any, episodes: int, seed0: int) -> dict[str, floa
     from envs.so101.tasks import COLOURS, task_spec
 
     env = SO101Env(task=TASK, cameras=("front", "wrist"))
-    model = method.model.eval()
+    model, policy = method.model.eval(), method.policy(None)
     words = [task_spec(TASK).instruction.format(colour=c) for c in COLOURS]
     by_word, by_noise = [], []
     try:
         for i in range(episodes):
             obs, _ = env.reset(seed=seed0 + i)
-            batch: dict[str, Any] = {
-                k: torch.from_numpy(v).permute(2, 0, 1)[None].float() / 255.0
-                for k, v in obs.items()
-                if k.startswith("observation.images.")
-            }
-            batch["observation.state"] = torch.from_numpy(obs["observation.state"])[None].float()
             last = np.empty((len(COLOURS), 2, 5))
             for c, instruction in enumerate(words):
+                policy.reset(instruction)
+                batch = policy.to_batch(obs)  # the observation as the runner's policy feeds it
                 for s in range(2):
                     torch.manual_seed(s)
-                    out = model.sample_actions({**batch, "task": [instruction]})
-                    last[c, s] = out[0, -1, :5].numpy()
+                    last[c, s] = model.sample_actions(batch)[0, -1, :5].numpy()
             pairs = [(a, b) for a in range(len(COLOURS)) for b in range(a + 1, len(COLOURS))]
             by_word.append(np.mean([np.abs(last[a, 0] - last[b, 0]).mean() for a, b in pairs]))
             by_noise.append(np.abs(last[:, 0] - last[:, 1]).mean())
