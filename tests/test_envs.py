@@ -180,3 +180,31 @@ def test_sim_robot_episode_ends_at_limit() -> None:
         assert steps == 4 and set(obs) == {STATE}
     finally:
         robot.disconnect()
+
+
+def test_targets_per_layout_pairs_seeds() -> None:
+    """k consecutive seeds share a layout and start pose but name k different cubes; k=1 is unchanged."""
+    plain, paired = (
+        SO101Env(task="touch", cameras=()),
+        SO101Env(task="touch", cameras=(), targets_per_layout=3),
+    )
+    try:
+        targets = []
+        for seed in (6, 7, 8):
+            paired.reset(seed=seed)
+            targets.append(paired.target)
+            plain.reset(seed=2)  # seed // 3: the layout the group shares
+            assert paired.layout.cubes == plain.layout.cubes
+            np.testing.assert_array_equal(paired.joint_positions(), plain.joint_positions())
+            assert paired.instruction == f"touch the {paired.target} cube"
+        assert sorted(targets) == sorted(envs.so101.tasks.COLOURS)
+        paired.reset(seed=9)
+        plain.reset(seed=9)
+        assert paired.layout.cubes != plain.layout.cubes  # the default env keeps one layout per seed
+        plain.reset(seed=3)
+        assert paired.layout.cubes == plain.layout.cubes
+    finally:
+        plain.close()
+        paired.close()
+    with pytest.raises(VLAError, match="targets_per_layout"):
+        SO101Env(task="touch", cameras=(), targets_per_layout=4)

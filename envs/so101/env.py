@@ -7,6 +7,7 @@ steps per tick.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -27,6 +28,7 @@ from envs.so101.model import (
 )
 from envs.so101.render import CAMERAS, CameraRig
 from envs.so101.tasks import COLOURS, Layout, SuccessJudge, sample_layout, task_spec
+from vla.errors import VLAError
 from vla.robot import IMAGE_PREFIX, STATE
 
 _LO = np.array([JOINT_LIMITS[j][0] for j in JOINTS])
@@ -70,8 +72,15 @@ class SO101Env(gym.Env):
         terminate_on_success: bool = True,
         success_hold_steps: int = 5,
         render_mode: str | None = None,
+        targets_per_layout: int = 1,
     ) -> None:
         self.spec_task = task_spec(task)
+        if not 1 <= int(targets_per_layout) <= len(COLOURS):
+            raise VLAError(f"env.targets_per_layout={targets_per_layout}: must be 1..{len(COLOURS)}")
+        # k > 1: seeds s and s' with s // k == s' // k share a layout (and start pose) but name different
+        # cubes -- recorded demonstrations then differ only by the instruction, which is what teaches a
+        # policy to read it from a few dozen episodes. 1: every seed is its own layout (evaluation).
+        self.targets_per_layout = int(targets_per_layout)
         self.task_name = task
         h, w = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
         self.image_shape = (int(h), int(w), 3)
@@ -132,10 +141,14 @@ class SO101Env(gym.Env):
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        super().reset(seed=seed)
+        k = self.targets_per_layout
+        super().reset(seed=seed if seed is None or k == 1 else seed // k)
         rng = self.np_random
         mujoco.mj_resetData(self.model, self.data)
         self.layout = sample_layout(rng)
+        if k > 1 and seed is not None:
+            shift = COLOURS.index(self.layout.target) + seed % k
+            self.layout = dataclasses.replace(self.layout, target=COLOURS[shift % len(COLOURS)])
         self.instruction = self.spec_task.instruction.format(colour=self.layout.target)
         for colour, (x, y, yaw) in self.layout.cubes.items():
             adr = self._cube_qadr[colour]
