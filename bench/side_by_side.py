@@ -163,9 +163,15 @@ def train_for(method: Method, seconds: float, seed: int) -> dict[str, Any]:
 
 
 def evaluate(method: Method, task: str, episodes: int) -> dict[str, Any]:
-    """Seeded held-out episodes through our runner, synchronously, in simulated time."""
+    """Seeded held-out episodes through our runner, synchronously, in simulated time. torch's global
+    generator is seeded first, so LeRobot's policies draw the same sampling noise on a rerun (ours draws
+    from its own seeded generator)."""
+    import torch
+
     from vla.apps.rollout import summarize
     from vla.runner import Runner, RunnerConfig
+
+    torch.manual_seed(EVAL_SEED)
 
     robot = make_robot(task)
     policy = TimedPolicy(method.policy(robot))

@@ -84,6 +84,29 @@ def test_each_method_trains_and_is_evaluated(frames, name: str) -> None:
     assert result["inference_ms"]["calls"] >= 1
 
 
+@pytest.mark.slow
+def test_evaluation_repeats_exactly_for_a_sampling_policy(frames, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Diffusion Policy draws its noise from torch's global generator: evaluate() seeds it, so two
+    evaluations of one model see the same chunks (the first one's sampling leaves no trace)."""
+    import torch
+
+    torch.set_num_threads(1)
+    method = sbs.make_method("diffusion", frames, argparse.Namespace(act_lr=1e-4))
+    seen: list[np.ndarray] = []
+    inner = sbs.TimedPolicy.select_chunk
+    monkeypatch.setattr(
+        sbs.TimedPolicy, "select_chunk", lambda self, obs: seen.append(inner(self, obs)) or seen[-1]
+    )
+    first = sbs.evaluate(method, "touch", episodes=1)
+    calls = len(seen)
+    torch.randn(7)  # move the global generator on
+    second = sbs.evaluate(method, "touch", episodes=1)
+    assert calls >= 2 and len(seen) == 2 * calls
+    for a, b in zip(seen[:calls], seen[calls:], strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert first["episodes_detail"][0]["steps"] == second["episodes_detail"][0]["steps"]
+
+
 def test_lerobot_policy_acts_in_robot_units(frames) -> None:
     """LeRobot's ACT through our Policy protocol: one action per call, unnormalised to joint degrees."""
     import torch
