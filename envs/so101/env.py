@@ -78,8 +78,9 @@ class SO101Env(gym.Env):
         if not 1 <= int(targets_per_layout) <= len(COLOURS):
             raise VLAError(f"env.targets_per_layout={targets_per_layout}: must be 1..{len(COLOURS)}")
         # k > 1: seeds s and s' with s // k == s' // k share a layout (and start pose) but name different
-        # cubes -- recorded demonstrations then differ only by the instruction, which is what teaches a
-        # policy to read it from a few dozen episodes. 1: every seed is its own layout (evaluation).
+        # cubes -- recorded demonstrations then differ only by the instruction, so a policy cannot fit
+        # them without reading it (bench/README.md, "Language-contrastive demonstrations"). 1: every seed
+        # is its own layout (evaluation).
         self.targets_per_layout = int(targets_per_layout)
         self.task_name = task
         h, w = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
