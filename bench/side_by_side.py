@@ -119,8 +119,8 @@ def record(task: str, demos: int, root: Path) -> Path:
 
 def lr_shape(progress: float) -> float:
     """The learning-rate factor at a fraction of the budget: our trainer's warm-up + cosine schedule
-    (vla.train.trainer.lr_factor) on a clock of 1,000 ticks per budget."""
-    from vla.train.trainer import lr_factor
+    (vla.train.common.lr_factor) on a clock of 1,000 ticks per budget."""
+    from vla.train.common import lr_factor
 
     ticks = 1000
     return lr_factor(min(int(progress * ticks), ticks), int(WARMUP_FRACTION * ticks), ticks, MIN_LR_RATIO)

@@ -105,7 +105,7 @@ class KeyboardTeleop:
         self._ik = None  # re-anchored on the next observation
 
     def _anchor(self, state: np.ndarray) -> None:
-        from policies.scripted import ArmIK
+        from envs.so101.kinematics import ArmIK
 
         self._ik = ArmIK(self.robot.env.model)
         self._q = np.radians(np.asarray(state[:5], dtype=np.float64))

@@ -87,6 +87,10 @@ def test_scripted_touch_report_and_videos(tmp_path: Path) -> None:
     assert touch["mean_length"] == pytest.approx(np.mean(touch["lengths"]))
     assert on_disk["policy"]["_target_"] == "policies.scripted.scripted_policy"
     assert on_disk["env"]["image_size"] == 96 and on_disk["seconds"] > 0
+    # Grounding: the expert goes to the named cube, so it is the first one touched in every episode.
+    assert all(e["first_touched"] == e["target"] and e["named_first"] for e in eps)
+    assert all(e["instruction"] == f"touch the {e['target']} cube" for e in eps)
+    assert on_disk["named_first_share"] == touch["named_first_share"] == 1.0 and touch["touched_share"] == 1.0
     # Videos of the first two episodes only, named by outcome, front | wrist at 96 px, one frame per step.
     assert [e["video"] for e in eps] == ["videos/touch_ep0_success.mp4", "videos/touch_ep1_success.mp4", None]
     assert sorted(p.name for p in (out / "videos").iterdir()) == [
@@ -99,6 +103,22 @@ def test_scripted_touch_report_and_videos(tmp_path: Path) -> None:
         assert frames[0].std() > 5  # a rendered scene, not a blank frame
     with av.open(str(out / eps[0]["video"])) as container:
         assert container.streams.video[0].average_rate == 30
+
+
+def test_named_first_share_counts_the_first_cube_touched(tmp_path: Path) -> None:
+    """A policy that always goes for the red cube: named-first on the episodes that name red, not on the
+    others, and the share is over all episodes."""
+    from vla.apps.rollout import summarize
+
+    eps = [
+        {"success": t == "red", "steps": 5, "target": t, "first_touched": "red", "named_first": t == "red"}
+        for t in ("red", "green", "blue", "red")
+    ]
+    eps.append({"success": False, "steps": 5, "target": "blue", "first_touched": None, "named_first": False})
+    s = summarize(eps)
+    assert s["named_first_share"] == pytest.approx(2 / 5) and s["touched_share"] == pytest.approx(4 / 5)
+    assert s["named_first_ci95"] == pytest.approx(list(wilson_interval(2, 5)))
+    assert "named_first_share" not in summarize([{"success": True, "steps": 3}])  # Meta-World, arms
 
 
 def test_several_tasks_are_reported_apart(tmp_path: Path) -> None:

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from envs.sim_robot import SimRobot
+from envs.so101.kinematics import ArmIK
 from envs.so101.model import CUBE_HALF
-from policies.scripted import ArmIK, ScriptedExpert
+from policies.scripted import ScriptedExpert
 from vla.episode import run_episode
 from vla.errors import VLAError
 from vla.policy import Policy

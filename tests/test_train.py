@@ -17,7 +17,8 @@ from hydra import compose, initialize_config_module
 import vla.apps.train  # noqa: F401  (registers the train config schema)
 from vla.errors import VLAError
 from vla.train import state
-from vla.train.trainer import lr_factor, train
+from vla.train.common import lr_factor
+from vla.train.trainer import train
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

@@ -114,6 +114,7 @@ class SO101Env(gym.Env):
         self.instruction = ""
         self._steps = 0
         self._success_step: int | None = None
+        self._first_touched: str | None = None
 
     # -- privileged state, for scripted experts ------------------------------------------------------
     @property
@@ -162,6 +163,7 @@ class SO101Env(gym.Env):
         mujoco.mj_forward(self.model, self.data)
         self._steps = 0
         self._success_step = None
+        self._first_touched = None
         return self._observation(), self._info(False)
 
     def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
@@ -170,6 +172,8 @@ class SO101Env(gym.Env):
         self.data.ctrl[:] = to_radians(action)
         mujoco.mj_step(self.model, self.data, nstep=SUBSTEPS)
         self._steps += 1
+        if self._first_touched is None:  # grounding: which cube the hand reached first (grasping touches)
+            self._first_touched = next((c for c in COLOURS if self.judge.touched(self.data, c)), None)
         if self._success_step is None and self.judge.success(self.task_name, self.data, self.target):
             self._success_step = self._steps
         success = self._success_step is not None
@@ -205,7 +209,14 @@ class SO101Env(gym.Env):
         return obs
 
     def _info(self, success: bool) -> dict[str, Any]:
-        return {"is_success": bool(success), "task": self.instruction, "steps": self._steps}
+        """`target`: the named cube; `first_touched`: the cube the hand touched first so far (None: none yet)."""
+        return {
+            "is_success": bool(success),
+            "task": self.instruction,
+            "steps": self._steps,
+            "target": self.target,
+            "first_touched": self._first_touched,
+        }
 
 
 __all__ = ["ACTION_HIGH", "ACTION_LOW", "ARM_JOINTS", "HOME", "SO101Env", "to_radians", "to_units"]

@@ -59,6 +59,8 @@ class CameraRig:
         ):
             flags[flag] = 0
         self._option = mujoco.MjvOption()
+        self._model = model
+        self._segmenter: mujoco.Renderer | None = None  # made on the first segment() call
         self._closed = False
         _LIVE.add(self)
         _register_close_at_exit()
@@ -71,7 +73,20 @@ class CameraRig:
             frames[cam] = self._renderer.render()  # a fresh array each call
         return frames
 
+    def segment(self, data: mujoco.MjData) -> dict[str, np.ndarray]:
+        """Segmentation render per camera: {name: (H, W, 2) int32 (object id, object type; -1: nothing)}."""
+        if self._segmenter is None:
+            self._segmenter = mujoco.Renderer(self._model, height=self.height, width=self.width)
+            self._segmenter.enable_segmentation_rendering()
+        out = {}
+        for cam in self.cameras:
+            self._segmenter.update_scene(data, camera=cam, scene_option=self._option)
+            out[cam] = self._segmenter.render()
+        return out
+
     def close(self) -> None:
         if not self._closed:
             self._closed = True
             self._renderer.close()
+            if self._segmenter is not None:
+                self._segmenter.close()

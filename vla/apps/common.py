@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import functools
 import os
-import signal
 import sys
 import tempfile
-import threading
 from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 from typing import Any, TypeVar
 
 from omegaconf import OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
 from vla.errors import VLAError
+from vla.instantiate import instantiate
+from vla.stop import GracefulStop
+
+__all__ = ["GracefulStop", "build_policy", "instantiate", "prepare_output_dir", "user_errors"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -71,60 +72,6 @@ def user_errors(app_name: str) -> Callable[[F], F]:
         return inner  # type: ignore[return-value]
 
     return wrap
-
-
-def instantiate(cfg: Any, field: str, **kwargs: Any) -> Any:
-    """hydra.utils.instantiate, with our own errors surfacing as themselves rather than wrapped."""
-    from hydra.errors import InstantiationException
-    from hydra.utils import instantiate as hydra_instantiate
-
-    try:
-        return hydra_instantiate(cfg, **kwargs)
-    except InstantiationException as e:
-        cause = e.__cause__
-        while cause is not None and not isinstance(cause, VLAError) and cause.__cause__ is not None:
-            cause = cause.__cause__
-        if isinstance(cause, VLAError):
-            raise cause from None
-        target = cfg.get("_target_", "?") if hasattr(cfg, "get") else "?"
-        raise VLAError(f"{field} (_target_={target}) could not be built: {str(e).splitlines()[0]}") from e
-
-
-class GracefulStop:
-    """First SIGINT/SIGTERM asks the loop to stop at the next step; a second SIGINT aborts at once.
-
-    Used as a context manager around a recording or control loop so that an episode being saved is never
-    cut in half and the dataset is always finalised.
-    """
-
-    def __init__(self, message: str = "stopping after this step (Ctrl-C again to abort)") -> None:
-        self.message = message
-        self._event = threading.Event()
-        self._previous: dict[int, Any] = {}
-
-    @property
-    def requested(self) -> bool:
-        return self._event.is_set()
-
-    def __call__(self) -> bool:
-        return self._event.is_set()
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self._event.is_set() and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self._event.set()
-        print(f"\n{signal.Signals(signum).name}: {self.message}", file=sys.stderr, flush=True)
-
-    def __enter__(self) -> GracefulStop:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        self._previous.clear()
 
 
 PROCESS_POLICY = "policies.process.ProcessPolicy"  # named, not imported: vla/ depends on no concrete policy

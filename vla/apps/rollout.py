@@ -37,6 +37,7 @@ from vla.apps.common import GracefulStop, build_policy, instantiate, prepare_out
 from vla.errors import VLAError
 from vla.metrics import wilson_interval
 from vla.plot import success_vs_step_svg
+from vla.robot import EpisodicRobot
 from vla.runner.config import RunnerConfig
 
 APP = "vla-rollout"
@@ -139,12 +140,25 @@ def write_json_atomic(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
+def _first_touch(robot: Any) -> dict[str, Any]:
+    """Grounding on tasks that name one of several objects (the SO-101 cubes): which object the hand
+    touched (or grasped) first in the episode and whether it was the named one; {} where the robot's info
+    does not say (Meta-World, real arms)."""
+    info = robot.info if isinstance(robot, EpisodicRobot) else {}
+    if "target" not in info or "first_touched" not in info:
+        return {}
+    first = info["first_touched"]
+    return {"target": info["target"], "first_touched": first, "named_first": first == info["target"]}
+
+
 def summarize(episodes: list[dict[str, Any]]) -> dict[str, Any]:
-    """Success rate, Wilson 95% interval and lengths of per-episode records (rate None: nothing ran)."""
+    """Success rate, Wilson 95% interval and lengths of per-episode records (rate None: nothing ran), and
+    where episodes say which object was touched first, `named_first_share` (episodes whose first touch was
+    the named object, over all episodes) and `touched_share` (episodes that touched any)."""
     n = len(episodes)
     wins = sum(e["success"] for e in episodes)
     lengths = [e["steps"] for e in episodes]
-    return {
+    out = {
         "episodes": n,
         "successes": wins,
         "success_rate": wins / n if n else None,
@@ -152,6 +166,13 @@ def summarize(episodes: list[dict[str, Any]]) -> dict[str, Any]:
         "mean_length": float(np.mean(lengths)) if lengths else None,
         "lengths": lengths,
     }
+    grounded = [e for e in episodes if "named_first" in e]
+    if grounded:
+        named = sum(e["named_first"] for e in grounded)
+        out["named_first_share"] = named / len(grounded)
+        out["named_first_ci95"] = list(wilson_interval(named, len(grounded)))
+        out["touched_share"] = sum(e["first_touched"] is not None for e in grounded) / len(grounded)
+    return out
 
 
 def per_task(episodes: list[dict[str, Any]], tasks: list[str]) -> dict[str, dict[str, Any]]:
@@ -201,6 +222,7 @@ def _episodes(
                 if video is not None:
                     video.discard()
                 raise
+            grounding = _first_touch(robot)
             name = None
             if video is not None:  # the outcome goes into the name, so a folder listing tells it
                 name = videos / f"{task}_ep{i}_{'success' if result.success else 'fail'}.mp4"
@@ -211,6 +233,7 @@ def _episodes(
                 "instruction": result.task,
                 "success": result.success,
                 "steps": result.steps,
+                **grounding,
                 "video": str(name) if name else None,  # relative to output_dir
             }
     finally:
@@ -324,7 +347,9 @@ def _report(
 
 def _table(per_task_stats: dict[str, dict[str, Any]], overall: dict[str, Any]) -> str:
     w = max(10, *(len(name) for name in per_task_stats))  # long task names (Meta-World) stay aligned
-    lines = [f"{'task':<{w}} {'episodes':>8} {'success':>8} {'95% CI':>15} {'mean length':>12}"]
+    grounding = any("named_first_share" in s for s in per_task_stats.values())
+    extra = f" {'named first':>12}" if grounding else ""
+    lines = [f"{'task':<{w}} {'episodes':>8} {'success':>8} {'95% CI':>15} {'mean length':>12}{extra}"]
     for name, s in [*per_task_stats.items(), ("all", overall)]:
         if not s["episodes"]:
             lines.append(f"{name:<{w}} {0:>8} {'-':>8} {'-':>15} {'-':>12}")
@@ -332,7 +357,9 @@ def _table(per_task_stats: dict[str, dict[str, Any]], overall: dict[str, Any]) -
         lo, hi = s["success_ci95"]
         ci = f"{100 * lo:.1f}-{100 * hi:.1f}%"
         rate, length = 100 * s["success_rate"], s["mean_length"]
-        lines.append(f"{name:<{w}} {s['episodes']:>8} {rate:>7.1f}% {ci:>15} {length:>12.1f}")
+        named = s.get("named_first_share")
+        cell = (f" {100 * named:>11.1f}%" if named is not None else f" {'-':>12}") if grounding else ""
+        lines.append(f"{name:<{w}} {s['episodes']:>8} {rate:>7.1f}% {ci:>15} {length:>12.1f}{cell}")
     return "\n".join(lines)
 
 

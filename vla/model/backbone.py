@@ -74,6 +74,30 @@ def hf_config_from_fields(cfg: BackboneConfig) -> Any:
     )
 
 
+def build_hf_model(cfg: BackboneConfig, hf_config: dict[str, Any] | None = None) -> Any:
+    """The transformers VLM: loaded from `cfg.pretrained` (its family checked), rebuilt from a saved HF
+    config dict (a checkpoint's, weights loaded later), or built from our size fields (random weights);
+    cut to `cfg.num_layers` language layers when asked."""
+    if cfg.pretrained and hf_config is None:
+        model = _load_pretrained(cfg.pretrained)
+        family = _FAMILY_OF[model.config.model_type]
+        if family != cfg.family:
+            raise ModelConfigError(
+                f"model.backbone.family={cfg.family!r} but {cfg.pretrained} is a {family} model "
+                f"(model_type {model.config.model_type!r}); set model.backbone.family={family}"
+            )
+        if cfg.num_layers is not None:
+            _truncate(model, cfg.num_layers)
+        return model
+    from transformers import AutoConfig
+
+    config = AutoConfig.for_model(**hf_config) if hf_config is not None else hf_config_from_fields(cfg)
+    if cfg.num_layers is not None and config.text_config.num_hidden_layers > cfg.num_layers:
+        config.text_config.num_hidden_layers = cfg.num_layers  # never allocate the dropped layers
+    config._attn_implementation = "sdpa"
+    return _model_class(config.model_type)(config)
+
+
 def _model_class(model_type: str) -> Any:
     import transformers
 
@@ -144,28 +168,7 @@ class Backbone(nn.Module):
     @classmethod
     def create(cls, cfg: BackboneConfig, hf_config: dict[str, Any] | None = None) -> Backbone:
         """From pretrained weights (`cfg.pretrained`), a saved HF config dict, or our size fields."""
-        if cfg.pretrained and hf_config is None:
-            model = _load_pretrained(cfg.pretrained)
-            family = _FAMILY_OF[model.config.model_type]
-            if family != cfg.family:
-                raise ModelConfigError(
-                    f"model.backbone.family={cfg.family!r} but {cfg.pretrained} is a {family} model "
-                    f"(model_type {model.config.model_type!r}); set model.backbone.family={family}"
-                )
-            if cfg.num_layers is not None:
-                _truncate(model, cfg.num_layers)
-        else:
-            from transformers import AutoConfig
-
-            if hf_config is not None:
-                config = AutoConfig.for_model(**hf_config)
-            else:
-                config = hf_config_from_fields(cfg)
-            if cfg.num_layers is not None and config.text_config.num_hidden_layers > cfg.num_layers:
-                config.text_config.num_hidden_layers = cfg.num_layers  # never allocate the dropped layers
-            config._attn_implementation = "sdpa"
-            model = _model_class(config.model_type)(config)
-        backbone = cls(model, cfg.family, cfg.image_pooling)
+        backbone = cls(build_hf_model(cfg, hf_config), cfg.family, cfg.image_pooling)
         if cfg.freeze_vision:
             backbone.vision.requires_grad_(False)
         if cfg.freeze_language:

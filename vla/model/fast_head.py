@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from vla.model.attention import Segment, TokenLayout, joint_forward
+from vla.model.attention import TokenLayout
 from vla.model.backbone import Backbone
 from vla.model.config import ModelConfigError
 from vla.model.fast import FASTTokenizer
-from vla.model.prefix import suffix_layout
+from vla.model.lm import answer_loss, greedy_decode
 
 
 class FastActionHead(nn.Module):
@@ -69,60 +68,18 @@ class FastActionHead(nn.Module):
         self, backbone: Backbone, prefix: torch.Tensor, prefix_layout: TokenLayout, actions: torch.Tensor
     ) -> dict[str, torch.Tensor]:
         ids, valid = self.target_ids(actions)  # [B, L]
-        tokens = backbone.embed_text(ids).to(prefix.dtype)  # [B, L, D]
-        layout = TokenLayout.cat([prefix_layout, suffix_layout(prefix_layout, valid, causal=True)])
-        (hidden,), _ = joint_forward(
-            [Segment(torch.cat([prefix, tokens], dim=1), backbone.layers)],
-            layout,
-            backbone,
-        )
-        p, length = prefix.shape[1], ids.shape[1]
-        predictors = hidden[:, p - 1 : p - 1 + length]  # [B, L, D]: each position predicts the next token
-        logits = backbone.logits(backbone.norm(predictors)).float()  # [B, L, V]
-        targets = ids.masked_fill(~valid, -100)
-        loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
-        accuracy = ((logits.argmax(-1) == ids) & valid).sum() / valid.sum()
-        return {"loss": loss, "token_accuracy": accuracy.detach()}
+        loss, accuracy = answer_loss(backbone, prefix, prefix_layout, ids, valid)
+        return {"loss": loss, "token_accuracy": accuracy}
 
     @torch.no_grad()
     def generate(self, backbone: Backbone, prefix: torch.Tensor, prefix_layout: TokenLayout) -> torch.Tensor:
         """Greedy decoding with the KV cache -> normalised chunks [B, H, A] (float32, on prefix's device)."""
-        b, device = prefix.shape[0], prefix.device
-        allowed = torch.zeros(self.vocab_size, dtype=torch.bool, device=device)
+        allowed = torch.zeros(self.vocab_size, dtype=torch.bool, device=prefix.device)
         allowed[self.vocab_size - self.tokenizer.vocab_size :] = True
         allowed[self.eos_id] = True
-        (hidden,), cache = joint_forward(
-            [Segment(prefix, backbone.layers)],
-            prefix_layout,
-            backbone,
-            keep_cache=True,
-        )
-        last = hidden[:, -1:]  # [B, 1, D]: the prefix always ends with a real token (text is left-padded)
-        generated: list[torch.Tensor] = []
-        done = torch.zeros(b, dtype=torch.bool, device=device)
-        for step in range(self.max_tokens):
-            logits = backbone.logits(backbone.norm(last))[:, 0].float()  # [B, V]
-            token = logits.masked_fill(~allowed, float("-inf")).argmax(-1)  # [B]
-            token = torch.where(done, torch.full_like(token, self.eos_id), token)
-            generated.append(token)
-            done = done | (token == self.eos_id)
-            if bool(done.all()) or step == self.max_tokens - 1:
-                break
-            assert cache is not None
-            valid = torch.ones((b, 1), dtype=torch.bool, device=device)
-            layout = suffix_layout(cache.layout, valid, causal=True)
-            layout.block = layout.block + step  # one block per token: causal over the generated tokens
-            emb = backbone.embed_text(token[:, None]).to(prefix.dtype)  # [B, 1, D]
-            (last,), cache = joint_forward(
-                [Segment(emb, backbone.layers)],
-                layout,
-                backbone,
-                past=cache,
-                keep_cache=True,
-            )
-        rows = torch.stack(generated, dim=1).cpu().tolist()  # [B, steps]
-        chunks = self.decode([self.from_backbone_ids(r) for r in rows])
-        return torch.from_numpy(chunks).to(device)
+        ids = greedy_decode(backbone, prefix, prefix_layout, self.max_tokens, self.eos_id, allowed)
+        chunks = self.decode([self.from_backbone_ids(r) for r in ids.cpu().tolist()])
+        return torch.from_numpy(chunks).to(prefix.device)
 
     def decode(self, fast_ids: list[list[int]]) -> np.ndarray:
         """FAST id lists -> [B, H, A]; malformed or truncated sequences still give a valid chunk."""

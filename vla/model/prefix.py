@@ -32,13 +32,19 @@ class StateProjection(nn.Module):
 
 
 def embed_prefix(
-    backbone: Backbone, state_proj: StateProjection | None, inputs: ModelInputs
+    backbone: Backbone,
+    state_proj: StateProjection | None,
+    inputs: ModelInputs,
+    image_tokens: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, TokenLayout]:
-    """-> prefix hidden [B, P, D] and its layout. P = cameras * tokens_per_image + max_text_tokens (+ 1)."""
-    b, n_cam = inputs.images.shape[:2]
-    pixels = inputs.images.flatten(0, 1)  # [B*N, 3, H, W]
-    image_tokens = backbone.embed_images(pixels)  # [B*N, T, D]
-    image_tokens = image_tokens.reshape(b, n_cam * image_tokens.shape[1], -1)  # [B, N*T, D]
+    """-> prefix hidden [B, P, D] and its layout. P = cameras * tokens_per_image + max_text_tokens (+ 1).
+    image_tokens [B, N*T, D]: already embedded images (then inputs.images is not read)."""
+    b = inputs.text_ids.shape[0]
+    if image_tokens is None:
+        n_cam = inputs.images.shape[1]
+        pixels = inputs.images.flatten(0, 1)  # [B*N, 3, H, W]
+        image_tokens = backbone.embed_images(pixels)  # [B*N, T, D]
+        image_tokens = image_tokens.reshape(b, n_cam * image_tokens.shape[1], -1)  # [B, N*T, D]
     text = backbone.embed_text(inputs.text_ids).to(image_tokens.dtype)  # [B, L, D]
     parts = [image_tokens, text]
     device = image_tokens.device

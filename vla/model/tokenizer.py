@@ -65,13 +65,19 @@ class TextTokenizer:
             raise ModelConfigError(
                 f"model.backbone.pretrained={source!r}: no usable tokenizer there ({e})"
             ) from e
+        return cls.from_hf(hf, source)
+
+    @classmethod
+    def from_hf(cls, hf: object, source: str) -> TextTokenizer:
+        """Over a transformers fast tokenizer: its `tokenizer.json` and its special ids."""
         backend = getattr(hf, "backend_tokenizer", None)
         if backend is None:
             raise ModelConfigError(
                 f"model.backbone.pretrained={source!r}: the tokenizer has no tokenizer.json"
             )
-        eos = hf.eos_token_id
-        pad = hf.pad_token_id if hf.pad_token_id is not None else eos
+        eos = getattr(hf, "eos_token_id", None)
+        pad = getattr(hf, "pad_token_id", None)
+        pad = pad if pad is not None else eos
         if eos is None or pad is None:
             raise ModelConfigError(
                 f"model.backbone.pretrained={source!r}: the tokenizer defines no eos token"
@@ -79,7 +85,7 @@ class TextTokenizer:
         return cls(
             Tokenizer.from_str(backend.to_str()),
             pad_id=pad,
-            bos_id=hf.bos_token_id,
+            bos_id=getattr(hf, "bos_token_id", None),
             eos_id=eos,
             source=source,
         )

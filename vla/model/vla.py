@@ -174,10 +174,34 @@ class VLAModel(nn.Module):
 
     # ------------------------------------------------------------------ training
 
-    def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        """Training loss on a batch with `action` (and optionally `action_is_pad`) -> {"loss": scalar, ...}."""
+    def forward(
+        self,
+        batch: dict[str, Any],
+        vlm_batch: dict[str, Any] | None = None,
+        vlm_weight: float = 1.0,
+        max_answer_tokens: int = 12,
+    ) -> dict[str, torch.Tensor]:
+        """Training loss on a batch with `action` (and optionally `action_is_pad`) -> {"loss": scalar, ...}.
+
+        Co-training (π0.5 style): with `vlm_batch` (images, prompts, answers: vla.vlm.samples.collate) the
+        backbone's next-token loss on the answers is added, weighted by `vlm_weight`; `action_loss` and
+        `lm_loss` are returned beside the total. One forward, so DDP sees every parameter's gradient."""
         inputs = self.prepare_inputs(batch, training=True)
-        return self.loss_from_inputs(inputs)
+        out = self.loss_from_inputs(inputs)
+        if vlm_batch is None:
+            return out
+        from vla.vlm.model import question_answer_loss
+
+        lm = question_answer_loss(
+            self.backbone, self.text_tokenizer, vlm_batch, self.config.max_text_tokens, max_answer_tokens
+        )
+        return {
+            **out,
+            "loss": out["loss"] + vlm_weight * lm["loss"],
+            "action_loss": out["loss"].detach(),
+            "lm_loss": lm["loss"].detach(),
+            "lm_token_accuracy": lm["token_accuracy"],
+        }
 
     def loss_from_inputs(self, inputs: ModelInputs, **flow_kwargs: torch.Tensor) -> dict[str, torch.Tensor]:
         assert inputs.actions is not None and inputs.action_dim_mask is not None

@@ -29,6 +29,19 @@ class OptimConfig:
 
 
 @dataclass
+class CotrainConfig:
+    """Co-training with image-text batches (π0.5 style), so fine-tuning keeps what the VLM learnt."""
+
+    ratio: float = 0.0  # VLM samples per robot sample in each step (0: off)
+    weight: float = 1.0  # weight of their next-token loss in the total
+    # A pretraining source (configs/data/*.yaml: the SO-101 grounding scenes, a JSONL, ...); fields
+    # `cameras` and `image_size` left null are filled from the dataset's.
+    source: Any = None
+    max_answer_tokens: int = 12
+    num_workers: int = 1  # data processes for the VLM batches
+
+
+@dataclass
 class TrainerConfig:
     steps: int = 2000  # optimiser steps
     batch_size: int = 16  # per rank, per micro-batch
@@ -46,6 +59,7 @@ class TrainerConfig:
     wandb: bool = False  # log to Weights & Biases too (needs `wandb` installed and a login)
     progress: bool = True
     rank_checksums: bool = False  # each rank writes a parameter fingerprint at the end (DDP tests)
+    cotrain: CotrainConfig = field(default_factory=CotrainConfig)
 
 
 @dataclass

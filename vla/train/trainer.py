@@ -8,23 +8,22 @@ follows the schedule of an uninterrupted one.
 from __future__ import annotations
 
 import json
-import math
 import os
-import random
 import time
+from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from vla.apps.common import GracefulStop
 from vla.errors import VLAError
+from vla.stop import GracefulStop
 from vla.train import distributed, state
 from vla.train.augment import AugmentConfig, augment_images
+from vla.train.common import MetricsLogger, hydra_output_dir, make_optimizer, seed_everything
 from vla.train.data import (
     DatasetSpec,
     fresh_video_decoders,
@@ -44,28 +43,6 @@ class TrainResult:
     final_loss: float
     samples_per_s: float
     interrupted: bool
-
-
-def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:
-    """Linear warm-up to 1, then cosine to `min_ratio` at `total` (a pure function of the step)."""
-    if warmup > 0 and step < warmup:
-        return (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-def _hydra_output_dir() -> str:
-    from hydra.core.hydra_config import HydraConfig
-
-    if not HydraConfig.initialized():
-        raise VLAError("output_dir is required outside a hydra app; pass output_dir=...")
-    return str(HydraConfig.get().runtime.output_dir)
-
-
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
@@ -104,49 +81,73 @@ def _check_same_model(requested: dict[str, Any], saved: dict[str, Any], where: P
         )
 
 
-class _Logger:
-    """train_metrics.jsonl always; TensorBoard and wandb when asked (rank 0 only)."""
+def _cotrain_batches(
+    cfg: DictConfig, model: Any, spec: DatasetSpec, progress: dict[str, Any], rank: int, world: int
+) -> Iterator[dict[str, Any]] | None:
+    """VLM batches for co-training (trainer.cotrain), resumable like the robot data: their sampler's
+    position is kept in progress["cotrain"]. None when trainer.cotrain.ratio is 0."""
+    from omegaconf import open_dict
 
-    def __init__(self, out: Path, cfg: DictConfig, enabled: bool) -> None:
-        self.enabled = enabled
-        self.tb = self.wandb = None
-        if not enabled:
-            return
-        self.jsonl = open(out / "train_metrics.jsonl", "a", buffering=1)  # noqa: SIM115 - closed in close()
-        if cfg.trainer.tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
+    from vla.instantiate import instantiate
+    from vla.vlm.loc import LOC_PATTERN
+    from vla.vlm.samples import Collate, PretrainSource
+    from vla.vlm.tokenizer import unknown_words
 
-                self.tb = SummaryWriter(str(out / "tensorboard"))
-            except ImportError:
-                print("tensorboard is not installed; logging to train_metrics.jsonl only")
-        if cfg.trainer.wandb:
-            try:
-                import wandb
-            except ImportError:
-                raise VLAError("trainer.wandb=true needs the `wandb` package: pip install wandb") from None
-            self.wandb = wandb.init(
-                project="vla", dir=str(out), config=OmegaConf.to_container(cfg, resolve=True)
-            )
+    c = cfg.trainer.cotrain
+    if c.ratio < 0 or c.weight < 0:
+        raise VLAError("trainer.cotrain.ratio and trainer.cotrain.weight must be ≥ 0")
+    if c.ratio == 0:
+        return None
+    if c.source is None:
+        raise VLAError(
+            "trainer.cotrain.ratio > 0 needs trainer.cotrain.source (e.g. data@trainer.cotrain.source=so101)"
+        )
+    node = c.source.copy()
+    vocab = model.text_tokenizer.tokenizer.get_vocab()
+    locations = sum(1 for tok in vocab if LOC_PATTERN.fullmatch(tok))
+    hint = "start from a VLM pretrained on such data (model.backbone.pretrained=<vla-pretrain dir>/model)"
+    with open_dict(node):
+        if "cameras" in node:
+            node.cameras = list(spec.cameras)
+        if "image_size" in node:
+            node.image_size = int(spec.image_size[0])
+        if "loc_bins" in node:  # answers in the location tokens the backbone's tokenizer has
+            if not locations:
+                raise VLAError(f"trainer.cotrain: the backbone's tokenizer has no location tokens; {hint}")
+            node.loc_bins = locations
+        if "split" in node:
+            node.split = "train"
+    source = instantiate(node, "trainer.cotrain.source")
+    if not isinstance(source, PretrainSource):
+        raise VLAError(
+            f"trainer.cotrain.source (_target_={node.get('_target_')}) is not a pretraining source"
+        )
+    missing = unknown_words(model.text_tokenizer, source.vocabulary())
+    if missing:
+        raise VLAError(f"trainer.cotrain: the backbone's tokenizer does not know {missing[:5]}; {hint}")
+    samples = max(1, round(c.ratio * cfg.trainer.batch_size))
+    items = max(1, -(-samples // source.samples_per_item))
+    sampler = ResumableShuffleSampler(len(source), cfg.trainer.seed + 1, rank, world)
+    loader: torch.utils.data.DataLoader[Any] = torch.utils.data.DataLoader(
+        source,  # type: ignore[arg-type]
+        batch_size=items,
+        sampler=sampler,
+        drop_last=True,
+        num_workers=c.num_workers,
+        collate_fn=Collate(model.backbone.image_size),
+    )
+    where = progress.setdefault("cotrain", {"epoch": 0, "position": 0})
 
-    def log(self, record: dict[str, float]) -> None:
-        if not self.enabled:
-            return
-        self.jsonl.write(json.dumps(record) + "\n")
-        step = int(record["step"])
-        for k, v in record.items():
-            if k != "step" and self.tb is not None:
-                self.tb.add_scalar(f"train/{k}", v, step)
-        if self.wandb is not None:
-            self.wandb.log(record, step=step)
+    def stream() -> Iterator[dict[str, Any]]:
+        while True:
+            sampler.set_position(where["epoch"], where["position"])
+            for batch in loader:
+                where["position"] += items
+                yield {k: v for k, v in batch.items() if k in ("images", "image_index", "prompt", "answer")}
+            where["epoch"] += 1
+            where["position"] = 0
 
-    def close(self) -> None:
-        if self.enabled:
-            self.jsonl.close()
-            if self.tb is not None:
-                self.tb.close()
-            if self.wandb is not None:
-                self.wandb.finish()
+    return stream()
 
 
 def train(cfg: DictConfig) -> TrainResult:
@@ -167,7 +168,7 @@ def train(cfg: DictConfig) -> TrainResult:
         # took 7 s instead of 0.1 s with 2 threads + 2 workers on 2 busy cores): leave them their cores.
         cores = (os.cpu_count() or 1) // info.world_size
         torch.set_num_threads(t.cpu_threads or max(1, cores - t.num_workers))
-    out = Path(cfg.output_dir or _hydra_output_dir()).expanduser().absolute()
+    out = Path(cfg.output_dir or hydra_output_dir()).expanduser().absolute()
     ckpt_root = out / "checkpoints"
     chunk = int(cfg.model.chunk_size)
     spec = inspect_dataset(cfg.dataset.repo_id, cfg.dataset.root, chunk)
@@ -179,7 +180,7 @@ def train(cfg: DictConfig) -> TrainResult:
         raise VLAError(
             f"output_dir={out} already holds checkpoints; pass resume=true or choose a new output_dir"
         )
-    _seed_everything(t.seed + info.rank)
+    seed_everything(t.seed + info.rank)
     dataset = open_dataset(spec, chunk, cfg.dataset.episodes)
     if resume_from is not None:
         saved = json.loads((resume_from / state.STATE_FILE).read_text())["train_config"]["model"]
@@ -194,12 +195,7 @@ def train(cfg: DictConfig) -> TrainResult:
 
     params = [p for p in model.parameters() if p.requires_grad]
     o = cfg.optim
-    optimizer = torch.optim.AdamW(
-        params, lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay
-    )
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: lr_factor(s, o.warmup_steps, t.steps, o.min_lr_ratio)
-    )
+    optimizer, scheduler = make_optimizer(params, o, t.steps)
     progress = {"step": 0, "epoch": 0, "position": 0, "samples": 0}
     ema: dict[str, torch.Tensor] | None = None
     if t.ema_decay:
@@ -208,7 +204,7 @@ def train(cfg: DictConfig) -> TrainResult:
         progress = state.load_train_state(resume_from, optimizer, scheduler)["progress"]
         if ema is not None:
             ema = {k: v.to(info.device) for k, v in (state.load_ema(resume_from) or ema).items()}
-        _seed_everything(t.seed + info.rank + progress["step"])  # fresh randomness after the resume point
+        seed_everything(t.seed + info.rank + progress["step"])  # fresh randomness after the resume point
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
         state.clean_temporaries(ckpt_root)
@@ -243,7 +239,7 @@ def train(cfg: DictConfig) -> TrainResult:
 
     aug = AugmentConfig(**OmegaConf.to_container(cfg.augment))  # type: ignore[arg-type]
     autocast = info.device.type == "cuda" and t.bf16
-    logger = _Logger(out, cfg, info.is_main)
+    logger = MetricsLogger(out, cfg, info.is_main)
     train_config: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     last_ckpt = resume_from
     loss_value, rate, interrupted = float("nan"), 0.0, False
@@ -266,22 +262,36 @@ def train(cfg: DictConfig) -> TrainResult:
         )
 
     stream = batches()
+    cotrain = _cotrain_batches(cfg, model, spec, progress, info.rank, info.world_size)
+    c = t.cotrain
     window_start, window_samples = time.perf_counter(), 0
     try:
         with GracefulStop("saving a checkpoint and stopping after this step") as stop:
             while step < t.steps:
                 optimizer.zero_grad(set_to_none=True)
                 total = 0.0
+                parts: dict[str, float] = {}
                 for micro in range(t.grad_accum):
                     batch = _to_device(model_batch(next(stream), spec.cameras), info.device)
                     batch = augment_images(batch, spec.cameras, aug)
+                    extra: dict[str, Any] = {}
+                    if cotrain is not None:  # image-text batches are not augmented: colours are the answer
+                        extra = {
+                            "vlm_batch": _to_device(next(cotrain), info.device),
+                            "vlm_weight": c.weight,
+                            "max_answer_tokens": c.max_answer_tokens,
+                        }
                     sync = micro == t.grad_accum - 1 or not info.enabled
                     no_sync = getattr(net, "no_sync", None)
                     ctx = no_sync() if not sync and callable(no_sync) else nullcontext()
                     with ctx, torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
-                        loss = net(batch)["loss"] / t.grad_accum
+                        result = net(batch, **extra)
+                        loss = result["loss"] / t.grad_accum
                     loss.backward()
                     total += float(loss.detach())
+                    for key in ("action_loss", "lm_loss", "lm_token_accuracy"):
+                        if key in result:
+                            parts[key] = parts.get(key, 0.0) + float(result[key]) / t.grad_accum
                 grad_norm = torch.nn.utils.clip_grad_norm_(params, o.grad_clip) if o.grad_clip > 0 else None
                 optimizer.step()
                 scheduler.step()
@@ -307,6 +317,7 @@ def train(cfg: DictConfig) -> TrainResult:
                     }
                     if grad_norm is not None:
                         record["grad_norm"] = float(grad_norm)
+                    record.update(parts)
                     logger.log(record)
                     bar.set_postfix(
                         loss=f"{loss_value:.4f}", lr=f"{record['lr']:.2e}", sps=f"{rate:.1f}", refresh=False

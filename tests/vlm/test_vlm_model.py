@@ -1,0 +1,142 @@
+"""The VLM: prefix-LM attention, answer encoding round trip, save/load, and the VLA loading it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vla.model.attention import TokenLayout, block_mask
+from vla.model.config import BackboneConfig, ModelConfigError, load_config
+from vla.model.prefix import suffix_layout
+from vla.vlm.model import VisionLanguageModel, VLMConfig, answer_ids, question_prefix
+from vla.vlm.tokenizer import build_tokenizer
+
+TEXTS = [
+    "point to the red cube",
+    "touch the red cube",
+    "what colour is it",
+    "red",
+    "green",
+    "none",
+    "front",
+    "wrist",
+]
+
+
+def tiny(image_size: int = 32) -> VLMConfig:
+    b = BackboneConfig(
+        hidden_size=32, layers=2, heads=4, kv_heads=2, intermediate_size=64, vision_hidden_size=32,
+        vision_layers=1, vision_heads=4, vision_intermediate_size=64, patch_size=8, image_size=image_size,
+    )  # fmt: skip
+    return VLMConfig(backbone=b, max_prompt_tokens=8, max_answer_tokens=6, loc_bins=16)
+
+
+@pytest.fixture
+def vlm() -> VisionLanguageModel:
+    torch.manual_seed(0)
+    return VisionLanguageModel(tiny(), build_tokenizer(TEXTS, 16))
+
+
+def _batch(n: int = 3) -> dict:
+    g = torch.Generator().manual_seed(1)
+    return {
+        "images": torch.rand((n, 2, 3, 32, 32), generator=g),
+        "prompt": ["point to the red cube", "touch the red cube", "what colour is it"][:n],
+        "answer": ["<loc0003><loc0007>", "front <loc0001><loc0002> wrist none", "green"][:n],
+    }
+
+
+def test_answers_round_trip_through_the_tokenizer(vlm: VisionLanguageModel) -> None:
+    batch = _batch()
+    ids, valid = answer_ids(vlm.text, batch["answer"], 12, torch.device("cpu"))
+    assert [vlm.decode(row) for row in ids.tolist()] == batch["answer"]
+    eos = vlm.text.eos_id
+    assert all(row[int(v.sum()) - 1] == eos for row, v in zip(ids.tolist(), valid, strict=True))
+
+
+def test_prefix_lm_mask_bidirectional_question_causal_answer(vlm: VisionLanguageModel) -> None:
+    batch = _batch()
+    prefix, layout = question_prefix(vlm.backbone, vlm.text, batch["images"], batch["prompt"], 8)
+    ids, valid = answer_ids(vlm.text, batch["answer"], 6, torch.device("cpu"))
+    full = TokenLayout.cat([layout, suffix_layout(layout, valid, causal=True)])
+    mask = block_mask(full, full)[0, 0]  # [T, T]
+    p = prefix.shape[1]
+    real = layout.valid[0]
+    # image + question tokens see every real prefix token (both ways) and no answer token
+    assert bool(mask[:p, :p][:, real].all()) and not bool(mask[:p, p:].any())
+    # answer token j sees the whole prefix and answer tokens <= j only
+    for j in range(ids.shape[1]):
+        assert bool(mask[p + j, :p][real].all())
+        assert mask[p + j, p:].tolist() == [k <= j and bool(valid[0, k]) for k in range(ids.shape[1])]
+
+
+def test_later_answer_tokens_do_not_change_earlier_predictions(vlm: VisionLanguageModel) -> None:
+    """Causality in the computation itself: logits at answer position j ignore tokens after j, while the
+    last question word changes the predictions of the first answer token (the question is read)."""
+    from vla.model.attention import Segment, joint_forward
+
+    batch = _batch(1)
+    prefix, layout = question_prefix(vlm.backbone, vlm.text, batch["images"], batch["prompt"], 8)
+    ids, valid = answer_ids(vlm.text, batch["answer"], 6, torch.device("cpu"))
+
+    def hidden(answer_ids: torch.Tensor, prefix: torch.Tensor) -> torch.Tensor:
+        tokens = vlm.backbone.embed_text(answer_ids)
+        full = TokenLayout.cat([layout, suffix_layout(layout, valid, causal=True)])
+        (h,), _ = joint_forward(
+            [Segment(torch.cat([prefix, tokens], 1), vlm.backbone.layers)], full, vlm.backbone
+        )
+        return h
+
+    base = hidden(ids, prefix)
+    changed = ids.clone()
+    changed[0, -1] = 5
+    other = hidden(changed, prefix)
+    p, n = prefix.shape[1], ids.shape[1]
+    torch.testing.assert_close(other[:, : p + n - 1], base[:, : p + n - 1])
+    assert not torch.allclose(other[:, -1], base[:, -1])
+    prefix2, _ = question_prefix(vlm.backbone, vlm.text, batch["images"], ["point to the green cube"], 8)
+    assert not torch.allclose(hidden(ids, prefix2)[:, p - 1], base[:, p - 1])
+    # image tokens see the question (bidirectional prefix)
+    assert not torch.allclose(hidden(ids, prefix2)[:, 0], base[:, 0])
+
+
+def test_shared_images_match_repeated_images(vlm: VisionLanguageModel) -> None:
+    batch = _batch(2)
+    shared = {**batch, "images": batch["images"][:1], "image_index": torch.tensor([0, 0])}
+    repeated = {**batch, "images": batch["images"][:1].repeat(2, 1, 1, 1, 1)}
+    torch.testing.assert_close(vlm(shared)["loss"], vlm(repeated)["loss"])
+
+
+def test_save_load_and_the_vla_loads_it_as_its_backbone(vlm: VisionLanguageModel, tmp_path: Path) -> None:
+    from vla.model.vla import VLAModel
+
+    batch = _batch()
+    out = vlm.save_pretrained(tmp_path / "vlm")
+    assert {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"} <= {
+        p.name for p in out.iterdir()
+    }
+    again = VisionLanguageModel.from_pretrained(out)
+    torch.testing.assert_close(again(batch)["loss"], vlm(batch)["loss"])
+    assert again.generate(batch["images"], batch["prompt"]) == vlm.generate(batch["images"], batch["prompt"])
+    stats = {k: {"mean": np.zeros(6), "std": np.ones(6)} for k in ("observation.state", "action")}
+    cfg = load_config("tiny", [f"backbone.pretrained={out}", "cameras=[front,wrist]", "image_size=[32,32]"])
+    vla = VLAModel(cfg, stats=stats)
+    for a, b in zip(vla.backbone.state_dict().values(), vlm.backbone.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b)
+    # the VLA encodes an instruction exactly as the VLM encodes a question
+    ids_vla, _ = vla.text_tokenizer.encode_prompts(["touch the red cube"], None, 8)
+    ids_vlm, _ = vlm.text.encode_prompts(["touch the red cube"], None, 8)
+    assert torch.equal(ids_vla, ids_vlm)
+    # co-training: the VLA's LM loss on a VLM batch is the VLM's loss (same weights, same encoding)
+    vla_cfg_len = vla.config.max_text_tokens
+    from vla.vlm.model import question_answer_loss
+
+    lm = question_answer_loss(vla.backbone, vla.text_tokenizer, batch, vla_cfg_len, 6)["loss"]
+    torch.testing.assert_close(lm, vlm(batch)["loss"], atol=1e-5, rtol=1e-5)
+    with pytest.raises(ModelConfigError, match="is a smolvlm model"):
+        VLAModel(
+            load_config("tiny", [f"backbone.pretrained={out}", "backbone.family=paligemma"]), stats=stats
+        )
