@@ -14,7 +14,7 @@ export TRANSFORMERS_OFFLINE := 1
 export MUJOCO_GL ?= egl
 export PYOPENGL_PLATFORM ?= egl
 
-.PHONY: install system-deps demo test lint bench clean
+.PHONY: install system-deps demo vlm test lint bench clean
 
 install: $(STAMP)
 
@@ -26,23 +26,45 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-# The main job: demonstrations -> training -> evaluation on held-out seeds, everything under outputs/demo.
-# Re-running it reuses what is there (the dataset, the checkpoints) and only does what is missing.
+# The main job: a grounded VLM -> demonstrations -> the VLA fine-tuned (and co-trained) from it -> evaluation
+# on held-out seeds, everything under outputs/demo; each stage's time is printed. The VLM is the one shipped
+# in envs/so101/assets/vlm_tiny (made by `make vlm`); DEMO_PRETRAIN=1 pretrains it here instead (into
+# $(DEMO)/vlm). Re-running reuses what is there (the VLM, the dataset, the checkpoints).
 DEMO ?= outputs/demo
 DEMO_TASK ?= touch
 DEMO_EPISODES ?= 100
-DEMO_STEPS ?= 2500
+DEMO_STEPS ?= 2000
 DEMO_EVAL ?= 100
+DEMO_PRETRAIN ?= 0
+DEMO_COTRAIN ?= 0.5
+SHIPPED_VLM := envs/so101/assets/vlm_tiny
+VLM_ARGS ?=
 demo: install
-	@if [ ! -f $(DEMO)/dataset/meta/info.json ]; then \
+	@set -e; t0=$$(date +%s); \
+	if [ "$(DEMO_PRETRAIN)" = 1 ]; then vlm=$(DEMO)/vlm/model; \
+		if [ ! -f $$vlm/config.json ]; then $(BIN)/vla-pretrain output_dir=$(DEMO)/vlm resume=true $(VLM_ARGS); \
+		else echo "reusing the VLM in $$vlm"; fi; \
+	else vlm=$(SHIPPED_VLM); echo "the VLM: $$vlm (shipped; DEMO_PRETRAIN=1 pretrains one here)"; fi; \
+	t1=$$(date +%s); \
+	if [ ! -f $(DEMO)/dataset/meta/info.json ]; then \
 		$(BIN)/vla-record env.task=$(DEMO_TASK) policy=scripted episodes=$(DEMO_EPISODES) \
 			dataset.root=$(DEMO)/dataset hydra.run.dir=$(DEMO)/record; \
-	else echo "reusing the demonstrations in $(DEMO)/dataset"; fi
+	else echo "reusing the demonstrations in $(DEMO)/dataset"; fi; \
+	t2=$$(date +%s); \
 	$(BIN)/vla-train dataset.root=$(DEMO)/dataset output_dir=$(DEMO)/train resume=true \
-		trainer.steps=$(DEMO_STEPS) trainer.save_every=500 model.chunk_size=30 model.backbone.image_size=96 \
-		optim.lr=1e-3
+		model.backbone.pretrained=$$vlm trainer.cotrain.ratio=$(DEMO_COTRAIN) \
+		trainer.steps=$(DEMO_STEPS) trainer.save_every=500 model.chunk_size=30 optim.lr=1e-3; \
+	t3=$$(date +%s); \
 	$(BIN)/vla-rollout env.task=$(DEMO_TASK) policy=vla policy.checkpoint=$(DEMO)/train/checkpoints/last \
-		policy.n_action_steps=10 episodes=$(DEMO_EVAL) videos=4 output_dir=$(DEMO)
+		policy.n_action_steps=10 episodes=$(DEMO_EVAL) videos=4 output_dir=$(DEMO); \
+	t4=$$(date +%s); \
+	echo "stage times: VLM $$((t1-t0)) s, recording $$((t2-t1)) s, fine-tuning $$((t3-t2)) s, evaluation $$((t4-t3)) s; total $$((t4-t0)) s"
+
+# The shipped VLM (envs/so101/assets/vlm_tiny): vla-pretrain with its defaults, the final model copied.
+vlm: install
+	$(BIN)/vla-pretrain output_dir=outputs/vlm_tiny resume=true $(VLM_ARGS)
+	rm -rf $(SHIPPED_VLM) && mkdir -p $(dir $(SHIPPED_VLM)) && cp -r outputs/vlm_tiny/model $(SHIPPED_VLM)
+	cp outputs/vlm_tiny/eval.json $(SHIPPED_VLM)/eval.json
 
 lint: install
 	$(BIN)/ruff check vla policies envs hardware tests bench

@@ -84,11 +84,8 @@ def test_pointed_locations_land_on_the_named_object(data: GroundingData) -> None
                 for t in s.targets:
                     if t.mask is None:
                         continue
-                    slot = (
-                        s.answer.split()[s.answer.split().index(t.camera) + 1]
-                        if s.kind == "instruction"
-                        else s.answer
-                    )
+                    words = s.answer.split()
+                    slot = words[words.index(t.label) + 1] if t.label is not None else s.answer
                     ((x, y),) = codec.points(slot, gen.width, gen.height)
                     seg.update_scene(gen.data, camera=t.camera)
                     ids = seg.render()[..., 0]

@@ -15,6 +15,8 @@ drawn from these types:
     instruction  every instruction of the task suite ("touch the red cube", "pick up the red cube",
                  "put the red cube in the bin") -> the named cube's point in each camera, in camera order:
                  "front <locY><locX> wrist none"
+    objects      "list the objects in the front image" -> every visible object, left to right, each named
+                 (a cube by its colour) and pointed at: "green <loc..><loc..> bin <loc..><loc..> red ..."
 
 so the words a VLA reads in the tasks are words the VLM learnt to ground. Points and boxes are in the
 pixels of the camera the question names, as location tokens (vla/vlm/loc.py); a point is the mask pixel
@@ -30,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from envs.so101.render import CAMERAS
-from envs.so101.scenes import BIN, GRIPPER, SPLITS, Scene, SceneGenerator
+from envs.so101.scenes import BIN, GRIPPER, OBJECTS, SPLITS, Scene, SceneGenerator
 from envs.so101.tasks import COLOURS, TASK_SPECS
 from vla.errors import VLAError
 from vla.vlm.loc import NONE_WORD, LocationCodec
@@ -45,6 +47,7 @@ QUESTION_TYPES: tuple[str, ...] = (
     "relation",
     "gripper",
     "instruction",
+    "objects",
 )
 DEFAULT_WEIGHTS: dict[str, float] = {
     "point": 3.0,
@@ -55,6 +58,7 @@ DEFAULT_WEIGHTS: dict[str, float] = {
     "relation": 1.0,
     "gripper": 0.8,
     "instruction": 3.0,
+    "objects": 2.0,
 }
 YES, NO = "yes", "no"
 _NUMBERS = ("0", "1", "2", "3")
@@ -66,6 +70,10 @@ class _QA:
     answer: str
     kind: str
     targets: tuple[PointTarget, ...] = ()
+    # For contrastive sets: the cube the question names, and what else was drawn for it (camera, template)
+    cube: str | None = None
+    camera: str | None = None
+    template: int | None = None
 
 
 class GroundingData:
@@ -81,6 +89,7 @@ class GroundingData:
         weights: dict[str, float] | None = None,
         loc_bins: int = 64,
         scenes: int = 1_000_000,
+        contrastive: bool = True,
     ) -> None:
         if split not in SPLITS:
             raise VLAError(f"data.split={split!r}: choose one of {list(SPLITS)}")
@@ -109,6 +118,9 @@ class GroundingData:
         self.type_p = p / p.sum()
         self.codec = LocationCodec(int(loc_bins))
         self.scenes = int(scenes)
+        # A question naming a cube is asked about every cube on the table in turn (same template, same
+        # camera): samples that differ only by the colour word, which is what grounding has to learn.
+        self.contrastive = bool(contrastive)
         self._generator: SceneGenerator | None = None  # built lazily: once per DataLoader worker
 
     # ------------------------------------------------------------------ the source protocol
@@ -123,11 +135,29 @@ class GroundingData:
         rng = np.random.default_rng([SPLITS[self.split], int(index), 7])
         kinds = rng.choice(self.types, size=self.questions_per_scene, p=self.type_p)
         images = [scene.images[c] for c in self.cameras]
-        out = []
+        labels = [scene.labels[c] for c in self.cameras]
+        qas: list[_QA] = []
         for kind in kinds:
+            if len(qas) >= self.questions_per_scene:
+                break
             qa = ask(str(kind), scene, rng, self.codec, self.cameras)
-            out.append(VLMSample(images, qa.prompt, qa.answer, qa.kind, qa.targets))
-        return out
+            qas.append(qa)
+            if self.contrastive and qa.cube is not None:  # the same question about every other cube
+                for other in (c for c in scene.cubes if c != qa.cube):
+                    if len(qas) < self.questions_per_scene:
+                        qas.append(
+                            ask(qa.kind, scene, rng, self.codec, self.cameras, other, qa.camera, qa.template)
+                        )
+        return [VLMSample(images, q.prompt, q.answer, q.kind, q.targets, labels, self._focus(q)) for q in qas]
+
+    def _focus(self, qa: _QA) -> tuple[int, tuple[int, ...]] | None:
+        """A question naming a cube on the table: look for it in the named camera (all, for instructions)."""
+        if qa.cube is None:
+            return None
+        cams = tuple(range(len(self.cameras))) if qa.camera is None else (self.cameras.index(qa.camera),)
+        return OBJECTS.index(qa.cube) + 1, cams
+
+    label_names = OBJECTS  # what the scene label maps' values 1.. name
 
     @property
     def samples_per_item(self) -> int:
@@ -141,12 +171,13 @@ class GroundingData:
 
     def vocabulary(self) -> list[str]:
         """Every prompt and answer text the templates can produce (location tokens aside), for a tokenizer."""
-        texts = [YES, NO, NONE_WORD, "open", "closed", *_NUMBERS, *COLOURS, *self.cameras]
+        texts = [YES, NO, NONE_WORD, "open", "closed", *_NUMBERS, *COLOURS, *self.cameras, BIN, GRIPPER]
         objects = [f"the {c} cube" for c in COLOURS] + ["the bin", "the gripper"]
         for cam in self.cameras:
             for obj in objects:
                 texts += [f"point to {obj} in the {cam} image", f"detect {obj} in the {cam} image"]
             texts.append(f"what colour is the cube at in the {cam} image")
+            texts.append(f"list the objects in the {cam} image")
             texts += [
                 f"is the {a} cube left of the {b} cube in the {cam} image" for a in COLOURS for b in COLOURS
             ]
@@ -173,21 +204,31 @@ class GroundingData:
 
 
 def ask(
-    kind: str, scene: Scene, rng: np.random.Generator, codec: LocationCodec, cameras: Sequence[str]
+    kind: str,
+    scene: Scene,
+    rng: np.random.Generator,
+    codec: LocationCodec,
+    cameras: Sequence[str],
+    cube: str | None = None,
+    camera: str | None = None,
+    template: int | None = None,
 ) -> _QA:
-    """One question of `kind` about `scene`, with its true answer."""
+    """One question of `kind` about `scene`, with its true answer; `cube`, `camera` and `template` fix what
+    is otherwise drawn (point, box, instruction: a contrastive set about each cube)."""
     present = list(scene.cubes)
-    cam = str(cameras[int(rng.integers(len(cameras)))])
+    cam = camera or str(cameras[int(rng.integers(len(cameras)))])
     if kind == "point":
-        obj = _pick_object(rng, present)
+        obj = cube or _pick_object(rng, present)
         answer, targets = _point(scene, cam, obj, codec)
-        return _QA(f"point to {_name(obj)} in the {cam} image", answer, kind, targets)
+        named = obj if obj in present else None
+        return _QA(f"point to {_name(obj)} in the {cam} image", answer, kind, targets, named, cam)
     if kind == "box":
-        obj = _pick_object(rng, present)
+        obj = cube or _pick_object(rng, present)
         view = scene.views[cam].get(obj)  # None: the cube is not on the table
         h, w = scene.size
         answer = codec.box(*view.box, w, h) if view is not None and view.box is not None else NONE_WORD
-        return _QA(f"detect {_name(obj)} in the {cam} image", answer, kind)
+        named = obj if obj in present else None
+        return _QA(f"detect {_name(obj)} in the {cam} image", answer, kind, (), named, cam)
     if kind == "presence":
         colour = str(rng.choice(COLOURS))
         return _QA(f"is there a {colour} cube", YES if colour in present else NO, kind)
@@ -225,15 +266,33 @@ def ask(
             return _QA(f"point to the gripper in the {cam} image", answer, kind, targets)
         return _QA("is the gripper open", "open" if scene.gripper_opening > 50.0 else "closed", kind)
     if kind == "instruction":
-        colour = str(rng.choice(present))
-        spec = list(TASK_SPECS.values())[int(rng.integers(len(TASK_SPECS)))]
+        colour = cube or str(rng.choice(present))
+        template = int(rng.integers(len(TASK_SPECS))) if template is None else template
+        spec = list(TASK_SPECS.values())[template]
         slots: list[str] = []
         found: list[PointTarget] = []
         for c in cameras:
-            answer, target = _point(scene, c, colour, codec)
+            answer, target = _point(scene, c, colour, codec, label=c)
             slots.append(f"{c} {answer}")
             found += target
-        return _QA(spec.instruction.format(colour=colour), " ".join(slots), kind, tuple(found))
+        return _QA(
+            spec.instruction.format(colour=colour),
+            " ".join(slots),
+            kind,
+            tuple(found),
+            colour,
+            None,
+            template,
+        )
+    if kind == "objects":
+        views = scene.views[cam]
+        visible = sorted((o for o in views if views[o].visible), key=lambda o: views[o].point[0])  # type: ignore[index]
+        slots, found = [], []
+        for obj in visible:
+            answer, target = _point(scene, cam, obj, codec, label=obj)
+            slots.append(f"{obj} {answer}")
+            found += target
+        return _QA(f"list the objects in the {cam} image", " ".join(slots) or NONE_WORD, kind, tuple(found))
     raise VLAError(f"question type {kind!r}: choose one of {list(QUESTION_TYPES)}")
 
 
@@ -252,12 +311,14 @@ def _name(obj: str) -> str:
     return f"the {obj}" if obj in (BIN, GRIPPER) else f"the {obj} cube"
 
 
-def _point(scene: Scene, camera: str, obj: str, codec: LocationCodec) -> tuple[str, tuple[PointTarget, ...]]:
+def _point(
+    scene: Scene, camera: str, obj: str, codec: LocationCodec, label: str | None = None
+) -> tuple[str, tuple[PointTarget, ...]]:
     """(answer slot, its evaluation target) for `obj` in `camera`: location tokens or `none`."""
     view = scene.views[camera].get(obj)
     mask = scene.mask(camera, obj) if view is not None else None
     if view is None or not view.visible or mask is None:
-        return NONE_WORD, (PointTarget(camera, obj, None),)
+        return NONE_WORD, (PointTarget(camera, obj, None, label),)
     h, w = scene.size
     ys, xs = np.nonzero(mask)
     cx, cy = view.point  # type: ignore[misc]
@@ -265,8 +326,8 @@ def _point(scene: Scene, camera: str, obj: str, codec: LocationCodec) -> tuple[s
         token = codec.point(xs[k] + 0.5, ys[k] + 0.5, w, h)
         ((px, py),) = codec.points(token, w, h)
         if mask[int(py), int(px)]:
-            return token, (PointTarget(camera, obj, mask),)
-    return codec.point(cx, cy, w, h), (PointTarget(camera, obj, mask),)
+            return token, (PointTarget(camera, obj, mask, label),)
+    return codec.point(cx, cy, w, h), (PointTarget(camera, obj, mask, label),)
 
 
 def _nearest(scene: Scene, present: list[str]) -> str:

@@ -140,3 +140,92 @@ def test_save_load_and_the_vla_loads_it_as_its_backbone(vlm: VisionLanguageModel
         VLAModel(
             load_config("tiny", [f"backbone.pretrained={out}", "backbone.family=paligemma"]), stats=stats
         )
+
+
+def test_patch_targets_are_each_patchs_share_of_each_object() -> None:
+    """Cell t is patch (t // g, t % g) of the vision tower's row-major grid, which its patch embedding
+    produces: moving a bright square moves the feature change to that patch."""
+    from vla.model.backbone import Backbone
+    from vla.vlm.model import patch_targets
+
+    labels = torch.zeros((1, 32, 32), dtype=torch.uint8)
+    labels[0, 20, 3] = 2  # one pixel in patch (2, 0) -> cell 8
+    labels[0, 0:9, 25:30] = 1  # 40 pixels in patch (0, 3) -> cell 3, 5 in patch (1, 3) -> cell 7
+    target = patch_targets(labels, 4, 3)  # [1, 16, 3]
+    expect = torch.zeros((16, 3))
+    expect[8, 1], expect[3, 0], expect[7, 0] = 1 / 64, 40 / 64, 5 / 64
+    torch.testing.assert_close(target[0], expect)
+    backbone = Backbone.create(tiny(32).backbone)
+    embed = backbone.vision.embeddings.patch_embedding  # the first layer: no mixing across patches yet
+    img = torch.zeros((1, 3, 32, 32))
+    img[0, :, 16:24, 0:8] = 1.0  # patch (2, 0)
+    changed = (embed(img) - embed(torch.zeros_like(img))).flatten(2).transpose(1, 2).abs().sum(-1)[0]  # [16]
+    assert changed.argmax().item() == 8 and int((changed > 1e-6).sum()) == 1
+
+
+def test_patch_objective_adds_to_the_loss_and_saves(tmp_path: Path) -> None:
+    cfg = tiny()
+    cfg.patch_loss_weight, cfg.patch_labels = 0.5, 3
+    torch.manual_seed(0)
+    vlm = VisionLanguageModel(cfg, build_tokenizer(TEXTS, 16))
+    batch = {**_batch(), "labels": torch.randint(0, 4, (3, 2, 32, 32), dtype=torch.uint8)}
+    out = vlm(batch)
+    plain = vlm({k: v for k, v in batch.items() if k != "labels"})
+    torch.testing.assert_close(out["loss"], plain["loss"] + 0.5 * out["patch_loss"])
+    again = VisionLanguageModel.from_pretrained(vlm.save_pretrained(tmp_path / "v"))
+    torch.testing.assert_close(again(batch)["loss"], out["loss"])
+
+
+def test_sincos_position_init_is_smooth_and_scaled() -> None:
+    from vla.vlm.model import location_ids
+
+    cfg = tiny()
+    cfg.position_init = "sincos"
+    vlm = VisionLanguageModel(cfg, build_tokenizer(TEXTS, 16))
+    table = vlm.backbone.vision.embeddings.position_embedding.weight.detach()  # [16 patches, 32]
+    sim = torch.nn.functional.normalize(table, dim=1) @ torch.nn.functional.normalize(table, dim=1).T
+    assert sim[0, 1] > sim[0, 2] > sim[0, 3]  # along a row, similarity falls with distance
+    assert sim[0, 4] > sim[0, 8] > sim[0, 12]  # along a column too
+    rows = vlm.backbone.embed_tokens.weight.detach()[location_ids(vlm.text)]  # [16 bins, 32]
+    near = torch.cosine_similarity(rows[5], rows[6], dim=0)
+    far = torch.cosine_similarity(rows[5], rows[15], dim=0)
+    assert near > 0.5 > far
+    random = VisionLanguageModel(tiny(), build_tokenizer(TEXTS, 16)).backbone.vision.embeddings
+    assert float(random.position_embedding.weight.std()) < 0.5 * float(table.std())  # sincos is louder
+
+
+def test_attention_probe_and_focus_loss(vlm: VisionLanguageModel) -> None:
+    """The probe records proper attention distributions (no mass on padding), and the focus loss is
+    -log of the mass on the named object's image tokens: uniform attention over K keys with m target
+    tokens gives -log(m / K)."""
+    from vla.model.attention import AttentionProbe, Segment, joint_forward
+    from vla.vlm.model import focus_loss
+
+    batch = _batch(2)
+    prefix, layout = question_prefix(vlm.backbone, vlm.text, batch["images"], batch["prompt"], 8)
+    probe = AttentionProbe(torch.full((2,), prefix.shape[1] - 1), [])
+    joint_forward([Segment(prefix, vlm.backbone.layers)], layout, vlm.backbone, probe=probe)
+    assert len(probe.maps) == len(vlm.backbone.layers)
+    for m in probe.maps:
+        torch.testing.assert_close(m.sum(-1), torch.ones(m.shape[:2]))
+        assert (
+            float(m.detach()[:, :, ~layout.valid[0]].abs().sum()) == 0.0
+        )  # left padding of sample 0 is masked
+    tokens = vlm.backbone.tokens_per_image  # 32 px, patch 8, shuffle 2 -> 4 tokens (2x2) per image
+    labels = torch.zeros((2, 2, 32, 32), dtype=torch.uint8)
+    labels[0, 0, 0:4, 20:24] = 3  # sample 0: object 3 in image 0, token (0, 1)
+    labels[1, 1, 30:32, 0:2] = 3  # sample 1: object 3 in image 1 only, token (1, 0)
+    keys = prefix.shape[1]
+    uniform = [torch.full((2, 4, keys), 1.0 / keys) for _ in range(3)]
+    focus = {
+        "labels": labels,
+        "image_index": torch.tensor([0, 1]),
+        "focus_label": torch.tensor([3, 3]),
+        "focus_images": torch.tensor([[True, False], [True, True]]),
+    }
+    assert tokens == 4
+    assert float(focus_loss(vlm.backbone, uniform, focus)) == pytest.approx(-np.log(1 / keys), rel=1e-5)
+    # sample 0's object is only looked for in image 0; a map putting all mass on its token costs ~0
+    sharp = torch.zeros((2, 4, keys))
+    sharp[0, 0, 1], sharp[1, 0, 4 + 2] = 1.0, 1.0
+    assert float(focus_loss(vlm.backbone, [sharp, sharp], focus)) < 1e-4

@@ -143,17 +143,27 @@ def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tens
     return x * cos + rotated * sin
 
 
+@dataclass
+class AttentionProbe:
+    """Asks `joint_forward` for one query's attention per sample: `position` [B] (index into the
+    concatenated tokens); after the call `maps` holds, per layer, the probabilities [B, H, K] over keys."""
+
+    position: torch.Tensor
+    maps: list[torch.Tensor]
+
+
 def joint_forward(
     segments: Sequence[Segment],
     layout: TokenLayout,
     spec: AttentionSpec,
     past: KVCache | None = None,
     keep_cache: bool = False,
+    probe: AttentionProbe | None = None,
 ) -> tuple[list[torch.Tensor], KVCache | None]:
     """Run all layers over the segments (concatenated in order; `layout` covers exactly their tokens).
 
     Returns each segment's last hidden state (before any final norm) and, with keep_cache, a KVCache
-    covering past + these tokens.
+    covering past + these tokens. With `probe`, the probed queries' attention maps are recorded too.
     """
     head_dim = spec.head_dim
     lengths = [s.hidden.shape[1] for s in segments]
@@ -188,6 +198,13 @@ def joint_forward(
         if keep_cache:
             new_keys.append(k)
             new_values.append(v)
+        if probe is not None:
+            rows = torch.arange(q.shape[0], device=q.device)
+            picked = q[rows, :, probe.position]  # [B, H, hd]
+            expanded = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)  # [B, H, K, hd]
+            scores = torch.einsum("bhd,bhkd->bhk", picked, expanded).float() * head_dim**-0.5
+            allowed = mask[rows, 0, probe.position][:, None, :]  # [B, 1, K]
+            probe.maps.append(scores.masked_fill(~allowed, float("-inf")).softmax(-1))
         out = attend(q, k, v, mask, head_dim**-0.5, spec.attention)  # [B, H, T, hd]
         out = out.transpose(1, 2).flatten(2)  # [B, T, H*hd]
         for j, chunk in enumerate(out.split(lengths, dim=1)):

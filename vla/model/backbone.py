@@ -211,11 +211,15 @@ class Backbone(nn.Module):
 
     # ------------------------------------------------------------------ embeddings
 
-    def embed_images(self, pixels: torch.Tensor) -> torch.Tensor:
-        """pixels [N, 3, H, W] in [0, 1] -> tokens [N, tokens_per_image, hidden]."""
+    def vision_features(self, pixels: torch.Tensor) -> torch.Tensor:
+        """pixels [N, 3, H, W] in [0, 1] -> the vision tower's patch features [N, patches, Dv] (row-major
+        patch grid of the image resized with padding to image_size)."""
         x = resize_with_pad(pixels, self.image_size)  # [N, 3, S, S]
         x = x.to(self.embed_tokens.weight.dtype) * 2.0 - 1.0  # SigLIP: mean 0.5, std 0.5
-        features = self._vision_features(x)  # [N, patches, Dv]
+        return self._vision_features(x)
+
+    def project(self, features: torch.Tensor) -> torch.Tensor:
+        """Patch features [N, patches, Dv] -> image tokens [N, tokens_per_image, hidden]."""
         tokens = self.projector(features)  # [N, T, D]
         if self.image_pooling > 1:
             n, t, d = tokens.shape
@@ -224,6 +228,10 @@ class Backbone(nn.Module):
             tokens = F.avg_pool2d(tokens, self.image_pooling)  # [N, D, g/p, g/p]
             tokens = tokens.flatten(2).transpose(1, 2)  # [N, T/p², D]
         return tokens
+
+    def embed_images(self, pixels: torch.Tensor) -> torch.Tensor:
+        """pixels [N, 3, H, W] in [0, 1] -> tokens [N, tokens_per_image, hidden]."""
+        return self.project(self.vision_features(pixels))
 
     def _vision_features(self, x: torch.Tensor) -> torch.Tensor:
         """[N, 3, S, S] in [-1, 1] -> [N, patches, Dv]."""

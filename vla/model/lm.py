@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from vla.model.attention import Segment, TokenLayout, joint_forward
+from vla.model.attention import AttentionProbe, Segment, TokenLayout, joint_forward
 from vla.model.backbone import Backbone
 from vla.model.prefix import suffix_layout
 
@@ -21,23 +21,48 @@ def answer_loss(
     prefix_layout: TokenLayout,
     ids: torch.Tensor,
     valid: torch.Tensor,
+    ordinal: torch.Tensor | None = None,
+    sigma: float = 0.0,
+    probe: AttentionProbe | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Cross-entropy of `ids` [B, L] (valid [B, L] bool) predicted after prefix [B, P, D] -> (loss, accuracy).
 
     Position P-1 (the prefix's last token, always a real one: text is left-padded) predicts ids[:, 0],
-    answer token j predicts ids[:, j+1]."""
+    answer token j predicts ids[:, j+1]. ordinal [K]: ids of an ordered family of tokens (the location
+    bins); with sigma > 0 a target among them is a Gaussian over its neighbours (sigma in bins), so a
+    near miss costs less than a far one. probe: record attention maps of some queries (see attention)."""
     tokens = backbone.embed_text(ids).to(prefix.dtype)  # [B, L, D]
     layout = TokenLayout.cat([prefix_layout, suffix_layout(prefix_layout, valid, causal=True)])
     (hidden,), _ = joint_forward(
-        [Segment(torch.cat([prefix, tokens], dim=1), backbone.layers)], layout, backbone
+        [Segment(torch.cat([prefix, tokens], dim=1), backbone.layers)], layout, backbone, probe=probe
     )
     p, length = prefix.shape[1], ids.shape[1]
     predictors = hidden[:, p - 1 : p - 1 + length]  # [B, L, D]
     logits = backbone.logits(backbone.norm(predictors)).float()  # [B, L, V]
     targets = ids.masked_fill(~valid, -100)
-    loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
+    if ordinal is None or sigma <= 0:
+        loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
+    else:
+        loss = _ordinal_cross_entropy(logits, ids, valid, ordinal.to(ids.device), sigma)
     accuracy = ((logits.argmax(-1) == ids) & valid).sum() / valid.sum().clamp(min=1)
     return loss, accuracy.detach()
+
+
+def _ordinal_cross_entropy(
+    logits: torch.Tensor, ids: torch.Tensor, valid: torch.Tensor, ordinal: torch.Tensor, sigma: float
+) -> torch.Tensor:
+    """Mean over valid targets of -sum(q log p), q one-hot except on ordinal targets (Gaussian over bins)."""
+    logp = logits.log_softmax(-1)  # [B, L, V]
+    lookup = torch.full((logits.shape[-1],), -1, dtype=torch.long, device=ids.device)
+    lookup[ordinal] = torch.arange(len(ordinal), device=ids.device)
+    rank = lookup[ids]  # [B, L]: bin of each target, -1 for other tokens
+    hard = -logp.gather(-1, ids[..., None])[..., 0]  # [B, L]
+    bins = torch.arange(len(ordinal), device=ids.device, dtype=logits.dtype)
+    q = torch.exp(-0.5 * ((bins - rank[..., None].clamp(min=0).to(logits.dtype)) / sigma) ** 2)  # [B, L, K]
+    q = q / q.sum(-1, keepdim=True)
+    soft = -(q * logp[..., ordinal]).sum(-1)  # [B, L]
+    per = torch.where(rank >= 0, soft, hard)
+    return per[valid].mean()
 
 
 @torch.no_grad()

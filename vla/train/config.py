@@ -37,7 +37,7 @@ class CotrainConfig:
     # A pretraining source (configs/data/*.yaml: the SO-101 grounding scenes, a JSONL, ...); fields
     # `cameras` and `image_size` left null are filled from the dataset's.
     source: Any = None
-    max_answer_tokens: int = 12
+    max_answer_tokens: int = 16
     num_workers: int = 1  # data processes for the VLM batches
 
 

@@ -22,14 +22,16 @@ from vla.vlm.samples import PointTarget, VLMSample, collate
 BOX_IOU = 0.5
 
 
-def _slots(text: str, cameras: Sequence[str]) -> tuple[dict[str, str], list[str]]:
-    """Answer text -> ({camera: slot} for 'front <loc..> wrist none' answers, the slots in order)."""
+def _slots(text: str) -> tuple[dict[str, str], list[str]]:
+    """Answer text -> ({label: slot} for 'front <loc..> wrist none' / 'red <loc..> bin <loc..>' answers (the
+    first slot a label names), the slots (location groups and `none`) in order)."""
     words = text.split()
-    labelled = {}
-    for i, w in enumerate(words[:-1]):
-        if w in cameras:
-            labelled[w] = words[i + 1]
-    return labelled, [w for w in words if w not in cameras]
+    is_slot = [w == NONE_WORD or bool(LOC_PATTERN.fullmatch(w[:9])) for w in words]
+    labelled: dict[str, str] = {}
+    for i in range(len(words) - 1):
+        if not is_slot[i] and is_slot[i + 1]:
+            labelled.setdefault(words[i], words[i + 1])
+    return labelled, [w for w, slot in zip(words, is_slot, strict=True) if slot]
 
 
 def point_correct(slot: str | None, target: PointTarget, codec: LocationCodec) -> bool:
@@ -62,16 +64,18 @@ def score(
     targets: Sequence[PointTarget],
     kind: str,
     codec: LocationCodec,
-    cameras: Sequence[str],
 ) -> tuple[bool, list[tuple[PointTarget, bool]]]:
     """-> (answer correct, [(point target, hit)]) for one sample."""
     if targets:
-        labelled, slots = _slots(prediction, cameras)
+        labelled, slots = _slots(prediction)
         hits = []
-        for t in targets:  # a multi-camera answer must name its cameras; a single slot is the first one
-            slot = labelled.get(t.camera) if len(targets) > 1 else (slots[0] if slots else None)
+        for t in targets:  # a labelled slot is found by its label; a one-slot answer is the first slot
+            slot = labelled.get(t.label) if t.label is not None else (slots[0] if slots else None)
             hits.append((t, point_correct(slot, t, codec)))
-        return all(h for _, h in hits), hits
+        correct = all(h for _, h in hits)
+        if kind == "objects":  # and nothing named that is not there
+            correct = correct and len(labelled) == len(targets)
+        return correct, hits
     truth_bins, pred_bins = codec.indices(sample_answer), codec.indices(prediction)
     if kind == "box" and len(truth_bins) == 4:
         return len(pred_bins) >= 4 and _box_iou(truth_bins, pred_bins[:4]) >= BOX_IOU, []
@@ -88,7 +92,6 @@ def evaluate(
     was_training = model.training
     model.eval()
     codec = LocationCodec(model.config.loc_bins)
-    cameras = tuple(source.cameras)
     per_type: dict[str, list[bool]] = defaultdict(list)
     per_camera: dict[str, list[bool]] = defaultdict(list)
     per_point_type: dict[str, list[bool]] = defaultdict(list)
@@ -105,7 +108,7 @@ def evaluate(
             for answer, prediction, targets, kind, prompt in zip(
                 batch["answer"], predictions, batch["targets"], batch["kind"], batch["prompt"], strict=True
             ):
-                correct, hits = score(answer, prediction, targets, kind, codec, cameras)
+                correct, hits = score(answer, prediction, targets, kind, codec)
                 per_type[kind].append(correct)
                 for t, hit in hits:
                     if t.mask is None:

@@ -17,6 +17,7 @@ files) that `vla-train model.backbone.pretrained=<dir>` loads like SmolVLM2 or P
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -24,9 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load_file, save_file
 from torch import nn
 
-from vla.model.attention import TokenLayout
+from vla.model.attention import AttentionProbe, TokenLayout
 from vla.model.backbone import Backbone, build_hf_model
 from vla.model.batch import ModelInputs
 from vla.model.config import BackboneConfig, ModelConfigError
@@ -37,6 +39,7 @@ from vla.vlm.loc import LOC_PATTERN
 from vla.vlm.tokenizer import text_tokenizer
 
 VLM_CONFIG = "vlm_config.json"  # our extras next to transformers' config.json
+PATCH_HEAD = "patch_head.safetensors"  # the training-only patch head (vlm.patch_loss_weight)
 
 
 @dataclass
@@ -45,10 +48,26 @@ class VLMConfig:
     max_prompt_tokens: int = (
         20  # question tokens, left-padded (the VLA pads its instruction to model.max_text_tokens)
     )
-    max_answer_tokens: int = 12  # answer tokens + EOS
+    max_answer_tokens: int = 16  # answer tokens + EOS
     loc_bins: int = 64  # location tokens <loc0000> .. <loc{bins-1}>
+    loc_sigma: float = 0.0  # > 0: location targets are a Gaussian over neighbouring bins (sigma in bins)
+    # Dense patch objective (sources with label maps, e.g. the SO-101 scenes): each patch of the vision
+    # tower predicts how much of each object lies in it, through a linear head, weighted so.
+    patch_loss_weight: float = 0.0
+    patch_labels: int = 0  # objects the head predicts (set from the source's label_names)
+    # From scratch only: "sincos" starts the vision tower's position embeddings as a 2-D sine-cosine code
+    # and the location tokens' embeddings and LM-head rows as a 1-D one over their bins, so positions are
+    # smooth and readable from the first step (still trained); "random": transformers' initialisation.
+    position_init: str = "random"
+    # Attention objective (sources that say which object a question names, e.g. the SO-101 scenes): the
+    # last question token's first head in every layer after the first is pulled onto the named object's
+    # image tokens (-log of its attention mass there), weighted so. It teaches the search by content
+    # ("red" -> the red cube's tokens) that next-token loss alone reaches slowly at this size.
+    attention_loss_weight: float = 0.0
 
     def validate(self) -> None:
+        if self.position_init not in ("random", "sincos"):
+            raise ModelConfigError(f"vlm.position_init={self.position_init!r}: choose random or sincos")
         if self.max_prompt_tokens < 2 or self.max_answer_tokens < 2:
             raise ModelConfigError("model.max_prompt_tokens and model.max_answer_tokens must be ≥ 2")
         if not 2 <= self.loc_bins <= 9999:
@@ -69,11 +88,18 @@ class VisionLanguageModel(nn.Module):
         vocab = int(hf_model.config.get_text_config().vocab_size)
         if len(tokenizer) > vocab:  # a pretrained VLM whose tokenizer gained the location tokens
             hf_model.resize_token_embeddings(_round_up(len(tokenizer), 64))
+        fresh = not cfg.pretrained and config.position_init == "sincos"
         self.backbone = Backbone(hf_model, cfg.family, cfg.image_pooling)
         self._hf = (hf_model,)  # a tuple: the same parameters, not registered twice
         self.config = config
         self.hf_tokenizer = tokenizer
         self.text = text_tokenizer(tokenizer, "vlm")
+        if fresh:
+            _sincos_init(self.backbone, location_ids(self.text))
+        # Training only: not part of the transformers model, saved beside it (patch_head.safetensors).
+        self.patch_head = (
+            nn.Linear(_vision_width(hf_model), config.patch_labels) if config.patch_labels > 0 else None
+        )
 
     @property
     def hf_model(self) -> Any:
@@ -88,9 +114,30 @@ class VisionLanguageModel(nn.Module):
     def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """Next-token loss on the answers: {"loss", "token_accuracy"}."""
         cfg = self.config
-        return question_answer_loss(
-            self.backbone, self.text, batch, cfg.max_prompt_tokens, cfg.max_answer_tokens
+        out = question_answer_loss(
+            self.backbone,
+            self.text,
+            batch,
+            cfg.max_prompt_tokens,
+            cfg.max_answer_tokens,
+            cfg.loc_sigma,
+            cfg.attention_loss_weight,
         )
+        if self.patch_head is not None and cfg.patch_loss_weight > 0 and "labels" in batch:
+            patch = self.patch_loss(batch["images"], batch["labels"])
+            out = {**out, "loss": out["loss"] + cfg.patch_loss_weight * patch, "patch_loss": patch.detach()}
+        return out
+
+    def patch_loss(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """images [U, N, 3, S, S], labels [U, N, S, S] uint8 -> BCE of each vision patch's share of each
+        object's pixels (a soft target: a cube half in a patch is 0.5 there)."""
+        import torch.nn.functional as F
+
+        assert self.patch_head is not None
+        features = self.backbone.vision_features(images.to(self.device).flatten(0, 1))  # [U*N, P, Dv]
+        grid = math.isqrt(features.shape[1])
+        target = patch_targets(labels.to(self.device).flatten(0, 1), grid, self.config.patch_labels)
+        return F.binary_cross_entropy_with_logits(self.patch_head(features).float(), target)
 
     @torch.no_grad()
     def generate(
@@ -153,6 +200,11 @@ class VisionLanguageModel(nn.Module):
         try:
             self.hf_model.save_pretrained(tmp, safe_serialization=True)
             self.hf_tokenizer.save_pretrained(tmp)
+            if self.patch_head is not None:
+                save_file(
+                    {k: v.detach().cpu().contiguous() for k, v in self.patch_head.state_dict().items()},
+                    str(tmp / PATCH_HEAD),
+                )
             meta = {"format": "vla-vlm", "version": 1, "config": _plain(asdict(self.config))}
             (tmp / VLM_CONFIG).write_text(json.dumps(meta, indent=2) + "\n")
             if target.exists():
@@ -186,7 +238,62 @@ class VisionLanguageModel(nn.Module):
         backbone.num_layers = None  # the saved model already has only the kept layers
         config = VLMConfig(backbone=backbone, **data)
         tokenizer = AutoTokenizer.from_pretrained(str(path))
-        return cls(config, tokenizer, build_hf_model(backbone)).to(device)
+        model = cls(config, tokenizer, build_hf_model(backbone))
+        if model.patch_head is not None and (path / PATCH_HEAD).is_file():
+            model.patch_head.load_state_dict(load_file(str(path / PATCH_HEAD)))
+        return model.to(device)
+
+
+def patch_targets(labels: torch.Tensor, grid: int, k: int) -> torch.Tensor:
+    """labels [M, S, S] (0 none, 1..k objects) -> [M, grid*grid, k]: the share of each cell's pixels that
+    belong to each object; cell t is (t // grid, t % grid), the vision tower's row-major patch order."""
+    import torch.nn.functional as F
+
+    onehot = F.one_hot(labels.long(), k + 1)[..., 1:]  # [M, S, S, K]
+    cells = F.adaptive_avg_pool2d(onehot.permute(0, 3, 1, 2).float(), grid)  # [M, K, g, g]
+    return cells.flatten(2).transpose(1, 2)  # [M, T, K]
+
+
+def _sincos(positions: torch.Tensor, count: int, dims: int) -> torch.Tensor:
+    """positions [N] in 0..count-1 -> [N, dims] sine-cosine code (dims even): angles on a half circle at
+    frequencies from 1 to count/2 (geometric), so that near positions have near codes and far ones differ."""
+    theta = (positions.double() + 0.5) / count * math.pi  # [N] in (0, pi)
+    freqs = torch.logspace(0, math.log10(max(1.0, count / 2)), dims // 2, dtype=torch.float64)
+    angles = theta[:, None] * freqs[None]  # [N, dims/2]
+    return torch.cat([angles.sin(), angles.cos()], dim=1).float()
+
+
+@torch.no_grad()
+def _sincos_init(backbone: Backbone, loc_ids: torch.Tensor) -> None:
+    """Position embeddings of the vision tower <- a 2-D code (y in the first half of the dims, x in the
+    second) scaled to the patch embeddings' spread; location tokens' embeddings and LM-head rows <- a 1-D
+    code of their bin, scaled to the other rows' spread."""
+    embeddings = getattr(backbone.vision, "embeddings", None)
+    table = getattr(getattr(embeddings, "position_embedding", None), "weight", None)
+    if table is not None:
+        patches, width = table.shape
+        grid = math.isqrt(patches)
+        ys, xs = torch.meshgrid(torch.arange(grid), torch.arange(grid), indexing="ij")
+        half = width // 2 - (width // 2) % 2
+        code = torch.zeros((patches, width))
+        code[:, :half] = _sincos(ys.flatten(), grid, half)
+        code[:, half : 2 * half] = _sincos(xs.flatten(), grid, half)
+        patch_std = float(embeddings.patch_embedding.weight.std()) * math.sqrt(  # type: ignore[union-attr]
+            embeddings.patch_embedding.weight[0].numel() / 3  # type: ignore[union-attr]
+        )
+        table.copy_(code * (patch_std / float(code.std())))
+    if len(loc_ids):
+        width = backbone.embed_tokens.weight.shape[1]
+        code = _sincos(torch.arange(len(loc_ids)), len(loc_ids), width - width % 2)
+        rows = backbone.embed_tokens.weight
+        rows[loc_ids, : code.shape[1]] = code * (float(rows.std()) / float(code.std()))
+        if backbone.lm_head is not None:
+            head = backbone.lm_head.weight
+            head[loc_ids, : code.shape[1]] = code * (float(head.std()) / float(code.std()))
+
+
+def _vision_width(hf_model: Any) -> int:
+    return int(hf_model.config.vision_config.hidden_size)
 
 
 def question_prefix(
@@ -241,15 +348,60 @@ def question_answer_loss(
     batch: dict[str, Any],
     max_prompt_tokens: int,
     max_answer_tokens: int,
+    loc_sigma: float = 0.0,
+    attention_weight: float = 0.0,
 ) -> dict[str, torch.Tensor]:
     """The prefix-LM loss of a VLM batch ({"images", "prompt", "answer"}): what pretraining minimises and
-    what co-training in vla-train adds to the action loss."""
+    what co-training in vla-train adds to the action loss. loc_sigma > 0: location targets are smoothed
+    over neighbouring bins (vla.model.lm.answer_loss)."""
     prefix, layout = question_prefix(
         backbone, text, batch["images"], list(batch["prompt"]), max_prompt_tokens, batch.get("image_index")
     )
     ids, valid = answer_ids(text, list(batch["answer"]), max_answer_tokens, prefix.device)
-    loss, accuracy = answer_loss(backbone, prefix, layout, ids, valid)
-    return {"loss": loss, "token_accuracy": accuracy}
+    ordinal = location_ids(text) if loc_sigma > 0 else None
+    focus = attention_weight > 0 and "focus_label" in batch and bool((batch["focus_label"] > 0).any())
+    probe = None
+    if focus:
+        last = torch.full((len(batch["prompt"]),), prefix.shape[1] - 1, device=prefix.device)
+        probe = AttentionProbe(last, [])
+    loss, accuracy = answer_loss(backbone, prefix, layout, ids, valid, ordinal, loc_sigma, probe)
+    out = {"loss": loss, "token_accuracy": accuracy}
+    if probe is not None:
+        attention = focus_loss(backbone, probe.maps, batch)
+        out = {**out, "loss": loss + attention_weight * attention, "attention_loss": attention.detach()}
+    return out
+
+
+def focus_loss(backbone: Backbone, maps: list[torch.Tensor], batch: dict[str, Any]) -> torch.Tensor:
+    """-log(attention mass on the named object's image tokens) of head 0 in layers 1.., over the questions
+    that name an object present in the images they point to."""
+    import torch.nn.functional as F
+
+    labels = batch["labels"][batch["image_index"]]  # [B, N, S, S]
+    b, n = labels.shape[:2]
+    grid = math.isqrt(backbone.tokens_per_image)
+    device = maps[0].device
+    wanted = (
+        labels.to(device) == batch["focus_label"].to(device)[:, None, None, None]
+    ).float()  # [B, N, S, S]
+    cells = F.adaptive_max_pool2d(wanted.flatten(0, 1)[:, None], grid).view(b, n, -1)  # [B, N, T]
+    cells = cells * batch["focus_images"].to(device)[:, :, None]  # only the images the question is about
+    target = cells.flatten(1)  # [B, N*T]: image tokens come first in the prefix
+    has = (batch["focus_label"].to(device) > 0) & (target.sum(1) > 0)
+    if not bool(has.any()):
+        return maps[0].sum() * 0.0
+    terms = []
+    for layer_map in maps[1:]:
+        mass = (layer_map[:, 0, : target.shape[1]] * target).sum(-1)  # [B]
+        terms.append(-torch.log(mass[has] + 1e-6))
+    return torch.cat(terms).mean()
+
+
+def location_ids(text: TextTokenizer) -> torch.Tensor:
+    """Ids of the tokenizer's location tokens, in bin order."""
+    vocab = text.tokenizer.get_vocab()
+    found = sorted((int(m.group(1)), i) for t, i in vocab.items() if (m := LOC_PATTERN.fullmatch(t)))
+    return torch.tensor([i for _, i in found], dtype=torch.long)
 
 
 def _round_up(n: int, multiple: int) -> int:

@@ -27,11 +27,13 @@ from vla.errors import VLAError
 @dataclass(frozen=True)
 class PointTarget:
     """What one point slot of an answer must hit: the object's pixels in that image (None: not visible,
-    the slot must say `none`)."""
+    the slot must say `none`). `label`: the word before the slot in answers with several slots
+    ("front <loc..> wrist none", "red <loc..> bin <loc..>"); None for a one-slot answer."""
 
     camera: str
     obj: str
     mask: np.ndarray | None
+    label: str | None = None
 
 
 @dataclass
@@ -41,6 +43,12 @@ class VLMSample:
     answer: str
     kind: str = "caption"  # the question type, for per-type accuracy
     targets: tuple[PointTarget, ...] = ()  # evaluation only: one per point slot of the answer
+    # Per image, an (H, W) uint8 map of object labels (0: none; k: the source's label_names[k - 1]), for
+    # the optional dense patch objective (vlm.patch_loss_weight); sources without ground truth give None.
+    labels: list[np.ndarray] | None = None
+    # The object the question names, for the optional attention objective (vlm.attention_loss_weight):
+    # (its label value in `labels`, the indices of the images it should be looked for in); None: no one.
+    focus: tuple[int, tuple[int, ...]] | None = None
 
 
 @runtime_checkable
@@ -57,6 +65,13 @@ class PretrainSource(Protocol):
     def vocabulary(self) -> list[str]: ...
 
 
+@runtime_checkable
+class LabelledSource(PretrainSource, Protocol):
+    """A source whose samples carry per-image object label maps (for the dense patch objective)."""
+
+    label_names: tuple[str, ...]
+
+
 def collate(items: Sequence[list[VLMSample]], image_size: int) -> dict[str, Any]:
     """Items (lists of samples) -> one batch: images [U, N, 3, S, S] float in [0, 1] (each image resized
     with padding to S; samples that share their images — the questions of one scene — share one entry),
@@ -68,12 +83,17 @@ def collate(items: Sequence[list[VLMSample]], image_size: int) -> dict[str, Any]
     if len(counts) != 1:
         raise VLAError(f"pretraining samples must all have the same number of images, got {sorted(counts)}")
     pixels: list[torch.Tensor] = []
+    labels: list[torch.Tensor] = []
     index: list[int] = []
     seen: dict[tuple[int, ...], int] = {}
+    with_labels = all(s.labels is not None for s in samples)
     for s in samples:
         key = tuple(id(im) for im in s.images)
         if key not in seen:
             seen[key] = len(pixels)
+            if with_labels:
+                assert s.labels is not None
+                labels.append(torch.stack([_resize_labels(lab, image_size) for lab in s.labels]))
             per = [
                 resize_with_pad(
                     torch.from_numpy(np.ascontiguousarray(im)).permute(2, 0, 1)[None].float() / 255.0,
@@ -90,7 +110,34 @@ def collate(items: Sequence[list[VLMSample]], image_size: int) -> dict[str, Any]
         "answer": [s.answer for s in samples],
         "kind": [s.kind for s in samples],
         "targets": [s.targets for s in samples],
+        **({"labels": torch.stack(labels)} if with_labels else {}),  # [U, N, S, S] uint8
+        **(_focus(samples, len(samples[0].images)) if with_labels else {}),
     }
+
+
+def _focus(samples: list[VLMSample], images: int) -> dict[str, torch.Tensor]:
+    """focus_label [B] (0: the question names no object) and focus_images [B, N] bool."""
+    label = torch.zeros(len(samples), dtype=torch.long)
+    where = torch.zeros((len(samples), images), dtype=torch.bool)
+    for i, s in enumerate(samples):
+        if s.focus is not None:
+            label[i] = s.focus[0]
+            where[i, list(s.focus[1])] = True
+    return {"focus_label": label, "focus_images": where}
+
+
+def _resize_labels(labels: np.ndarray, size: int) -> torch.Tensor:
+    """(H, W) label map -> (size, size), nearest, padded like its image (bottom/right) with 0."""
+    import torch.nn.functional as F
+
+    h, w = labels.shape
+    x = torch.from_numpy(np.ascontiguousarray(labels))[None, None].float()
+    if (h, w) != (size, size):
+        scale = size / max(h, w)
+        new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
+        x = F.interpolate(x, size=(new_h, new_w), mode="nearest")
+        x = F.pad(x, (0, size - new_w, 0, size - new_h))
+    return x[0, 0].to(torch.uint8)
 
 
 class Collate:

@@ -28,7 +28,7 @@ from vla.train.common import MetricsLogger, hydra_output_dir, make_optimizer, se
 from vla.train.sampler import ResumableShuffleSampler
 from vla.vlm.evaluate import evaluate, table
 from vla.vlm.model import VisionLanguageModel, VLMConfig
-from vla.vlm.samples import Collate, PretrainSource
+from vla.vlm.samples import Collate, LabelledSource, PretrainSource
 from vla.vlm.tokenizer import build_tokenizer, extend_tokenizer, unknown_words
 
 MODEL_DIR = "model"
@@ -88,6 +88,12 @@ def _vlm_config(cfg: DictConfig) -> VLMConfig:
 def _new_model(cfg: DictConfig, train: PretrainSource, held: PretrainSource) -> VisionLanguageModel:
     vlm_cfg = _vlm_config(cfg)
     vlm_cfg.validate()
+    if vlm_cfg.attention_loss_weight > 0 and not isinstance(train, LabelledSource):
+        raise VLAError("vlm.attention_loss_weight > 0 needs data with label maps (data=so101); set it to 0")
+    if vlm_cfg.patch_loss_weight > 0:
+        if not isinstance(train, LabelledSource):
+            raise VLAError("vlm.patch_loss_weight > 0 needs data with label maps (data=so101); set it to 0")
+        vlm_cfg.patch_labels = len(train.label_names)
     if vlm_cfg.backbone.pretrained:
         tokenizer = extend_tokenizer(vlm_cfg.backbone.pretrained, vlm_cfg.loc_bins)
     else:
@@ -206,6 +212,7 @@ def pretrain(cfg: DictConfig) -> PretrainResult:
                     record = {
                         "step": step,
                         "loss": loss_value,
+                        **{k: float(result[k]) for k in ("patch_loss", "attention_loss") if k in result},
                         "token_accuracy": float(result["token_accuracy"]),
                         "lr": float(scheduler.get_last_lr()[0]),
                         "samples_per_s": rate,
