@@ -148,7 +148,17 @@ class Ours(Method):
     name = "ours"
     batch_size = 16
 
-    def __init__(self, frames: Frames, device: str = "cpu", model: str = "tiny") -> None:
+    def __init__(
+        self,
+        frames: Frames,
+        device: str = "cpu",
+        model: str = "tiny",
+        pretrained: str | None = None,
+        cotrain: float = 0.0,
+    ) -> None:
+        """pretrained: a VLM directory (vla-pretrain's model/) the backbone starts from; cotrain: VLM
+        samples per robot sample in each step from the SO-101 grounding scenes (vla-train's
+        trainer.cotrain.ratio), with the next-token loss added (weight 1)."""
         super().__init__(frames, device)
         from omegaconf import OmegaConf
 
@@ -166,10 +176,14 @@ class Ours(Method):
         if recipe:
             cfg.chunk_size, cfg.backbone.image_size = recipe["chunk_size"], recipe["backbone_image_size"]
             cfg.validate()
+        if pretrained:
+            cfg.backbone.pretrained = str(pretrained)
         self.n_action_steps = recipe.get("n_action_steps")
         self.horizon = cfg.chunk_size
         self.cameras = spec.cameras
         self.model = VLAModel(cfg, stats=spec.stats, tasks=spec.tasks).to(device).train()
+        self.cotrain = float(cotrain)
+        self._vlm_batches = self._cotrain_stream(spec) if self.cotrain > 0 else None
         train_cfg = OmegaConf.load(ROOT / "configs/train.yaml")
         self.augment = AugmentConfig(**OmegaConf.to_container(train_cfg.augment))  # type: ignore[arg-type]
         self.optim = OmegaConf.load(ROOT / "configs/optim/adamw.yaml")
@@ -185,7 +199,25 @@ class Ours(Method):
             "num_steps": cfg.num_steps,
             "optimizer": f"AdamW lr {self.optim.lr} wd {self.optim.weight_decay}",
             "augmentation": "random shift 4 px + colour jitter (our default)",
+            "pretrained_backbone": str(pretrained) if pretrained else None,
+            "cotrain_ratio": self.cotrain,
         }
+
+    def _cotrain_stream(self, spec: Any) -> Any:
+        """VLM batches from the SO-101 grounding scenes (configs/data/so101.yaml), in this process."""
+        from omegaconf import OmegaConf
+
+        from vla.train.cotrain import cotrain_source
+        from vla.vlm.samples import collate
+
+        node = OmegaConf.load(ROOT / "configs/data/so101.yaml")
+        source = cotrain_source(node, self.model, spec.cameras, int(spec.image_size[0]))
+        samples = max(1, round(self.cotrain * self.batch_size))
+        items = max(1, -(-samples // source.samples_per_item))
+        rng = np.random.default_rng(1)
+        while True:
+            picks = rng.integers(len(source), size=items)
+            yield collate([source[int(i)] for i in picks], self.model.backbone.image_size)
 
     def parameters(self) -> list[Any]:
         return [p for p in self.model.parameters() if p.requires_grad]
@@ -197,7 +229,14 @@ class Ours(Method):
         from vla.train.trainer import _to_device
 
         batch = augment_images(_to_device(batch, torch.device(self.device)), self.cameras, self.augment)
-        return self.model(batch)["loss"]
+        if self._vlm_batches is None:
+            return self.model(batch)["loss"]
+        vlm = {
+            k: v
+            for k, v in next(self._vlm_batches).items()
+            if k in ("images", "image_index", "prompt", "answer")
+        }
+        return self.model(batch, vlm_batch=_to_device(vlm, torch.device(self.device)))["loss"]
 
     def optimizer(self) -> Any:
         import torch
@@ -350,10 +389,18 @@ class TimedPolicy:
         return chunk
 
 
-def make_method(name: str, frames: Frames, args: argparse.Namespace) -> Method:
+SO101_TASKS = ("touch", "pick", "bin")
+
+
+def make_method(name: str, frames: Frames, args: argparse.Namespace, task: str | None = None) -> Method:
     device = getattr(args, "device", "cpu")
     if name == "ours":
-        return Ours(frames, device, getattr(args, "ours_model", "tiny"))
+        # The grounded VLM is pretrained on SO-101 scenes: it serves the SO-101 tasks (Meta-World trains
+        # from a bare backbone, as before).
+        so101 = task in SO101_TASKS
+        backbone = getattr(args, "ours_backbone", None) if so101 else None
+        cotrain = float(getattr(args, "ours_cotrain", 0.0)) if so101 and backbone else 0.0
+        return Ours(frames, device, getattr(args, "ours_model", "tiny"), backbone, cotrain)
     if name == "act":
         return ACT(frames, args.act_lr, device)
     if name == "diffusion":

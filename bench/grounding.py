@@ -112,6 +112,9 @@ def main() -> None:
     p.add_argument("--episodes", type=int, default=50)
     p.add_argument("--probe-episodes", type=int, default=20, help="first frames for the instruction probe")
     p.add_argument("--act-lr", type=float, default=1e-4, help=argparse.SUPPRESS)
+    p.add_argument(
+        "--ours-backbone", default=None, help="the pretrained VLM dir the kept 'ours' weights used"
+    )
     p.add_argument("--out", default=str(ROOT / "bench/results/grounding.json"))
     args = p.parse_args()
     args.device, args.ours_model = "cpu", "tiny"
@@ -136,7 +139,7 @@ def main() -> None:
     results = []
     for m in methods:
         for path in kept[m]:
-            method = make_method(m, frames, args)
+            method = make_method(m, frames, args, TASK)
             method.model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
             t0 = time.perf_counter()
             entry: dict[str, Any] = {"method": m, "weights": path.name}

@@ -230,7 +230,7 @@ def run_job(task: str, name: str, args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.perf_counter()
     frames = Frames.load(root / "data" / task, f"local/{task}")
     load_s = time.perf_counter() - t0
-    method = make_method(name, frames, args)
+    method = make_method(name, frames, args, task)
     if args.reeval:
         method.model.load_state_dict(torch.load(weights, map_location=args.device, weights_only=True))
         train = earlier["train"]
@@ -350,6 +350,8 @@ def job_args(args: argparse.Namespace) -> list[str]:
         "--so101-eval-episodes", str(args.so101_eval_episodes),
         "--act-lr", str(args.act_lr), "--device", args.device, *(["--reeval"] if args.reeval else []),
         "--ours-model", args.ours_model,
+        *(["--ours-backbone", str(Path(args.ours_backbone).absolute())] if args.ours_backbone else []),
+        "--ours-cotrain", str(args.ours_cotrain),
     ]  # fmt: skip
 
 
@@ -400,6 +402,17 @@ def main() -> None:
     p.add_argument("--act-lr", type=float, default=1e-4)
     p.add_argument("--device", default="cpu", help="cpu | cuda (then one job at a time)")
     p.add_argument("--ours-model", default="tiny", help="our model config: tiny | smolvla (on a GPU)")
+    p.add_argument(
+        "--ours-backbone",
+        default=None,
+        help="SO-101 tasks: our backbone from this pretrained VLM dir (vla-pretrain's model/)",
+    )
+    p.add_argument(
+        "--ours-cotrain",
+        type=float,
+        default=0.0,
+        help="SO-101 tasks with --ours-backbone: co-training ratio (VLM samples per robot sample)",
+    )
     p.add_argument("--root", default="outputs/side_by_side")
     p.add_argument("--out", default=str(ROOT / "bench/results/side_by_side.json"))
     p.add_argument("--fresh", action="store_true", help="rerun jobs whose JSON is already there")
@@ -456,6 +469,8 @@ def main() -> None:
             "train_seeds": args.seeds,
             "device": args.device,
             "ours_model": args.ours_model,
+            "ours_backbone": args.ours_backbone,
+            "ours_cotrain": args.ours_cotrain,
             "parallel_jobs": 1 if args.device != "cpu" else args.parallel,
             "threads_per_job": 1,
             "lr_shape": f"linear warm-up over {WARMUP_FRACTION:.0%} of the budget, cosine to {MIN_LR_RATIO}x",

@@ -39,7 +39,9 @@ def test_cli_evaluates_and_prints_the_table(tmp_path: Path) -> None:
     report = json.loads((out / "report.json").read_text())
     assert report["episodes"] == 2 and not report["interrupted"]
     rate = 100 * report["success_rate"]
-    assert re.search(rf"^touch\s+2\s+{rate:.1f}%\s+[\d.]+-[\d.]+%\s+[\d.]+$", proc.stdout, re.M), proc.stdout
+    named = 100 * report["named_first_share"]
+    row = rf"^touch\s+2\s+{rate:.1f}%\s+[\d.]+-[\d.]+%\s+[\d.]+\s+{named:.1f}%$"  # success, CI, length, named first
+    assert re.search(row, proc.stdout, re.M), proc.stdout
     assert re.search(rf"^all\s+2\s+{rate:.1f}%", proc.stdout, re.M)
     assert f"report: {out / 'report.json'}" in proc.stdout and f"videos: {out / 'videos'}" in proc.stdout
     assert (out / report["per_episode"][0]["video"]).is_file()

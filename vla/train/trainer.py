@@ -86,45 +86,15 @@ def _cotrain_batches(
 ) -> Iterator[dict[str, Any]] | None:
     """VLM batches for co-training (trainer.cotrain), resumable like the robot data: their sampler's
     position is kept in progress["cotrain"]. None when trainer.cotrain.ratio is 0."""
-    from omegaconf import open_dict
-
-    from vla.instantiate import instantiate
-    from vla.vlm.loc import LOC_PATTERN
-    from vla.vlm.samples import Collate, PretrainSource
-    from vla.vlm.tokenizer import unknown_words
+    from vla.train.cotrain import cotrain_source
+    from vla.vlm.samples import Collate
 
     c = cfg.trainer.cotrain
     if c.ratio < 0 or c.weight < 0:
         raise VLAError("trainer.cotrain.ratio and trainer.cotrain.weight must be ≥ 0")
     if c.ratio == 0:
         return None
-    if c.source is None:
-        raise VLAError(
-            "trainer.cotrain.ratio > 0 needs trainer.cotrain.source (e.g. data@trainer.cotrain.source=so101)"
-        )
-    node = c.source.copy()
-    vocab = model.text_tokenizer.tokenizer.get_vocab()
-    locations = sum(1 for tok in vocab if LOC_PATTERN.fullmatch(tok))
-    hint = "start from a VLM pretrained on such data (model.backbone.pretrained=<vla-pretrain dir>/model)"
-    with open_dict(node):
-        if "cameras" in node:
-            node.cameras = list(spec.cameras)
-        if "image_size" in node:
-            node.image_size = int(spec.image_size[0])
-        if "loc_bins" in node:  # answers in the location tokens the backbone's tokenizer has
-            if not locations:
-                raise VLAError(f"trainer.cotrain: the backbone's tokenizer has no location tokens; {hint}")
-            node.loc_bins = locations
-        if "split" in node:
-            node.split = "train"
-    source = instantiate(node, "trainer.cotrain.source")
-    if not isinstance(source, PretrainSource):
-        raise VLAError(
-            f"trainer.cotrain.source (_target_={node.get('_target_')}) is not a pretraining source"
-        )
-    missing = unknown_words(model.text_tokenizer, source.vocabulary())
-    if missing:
-        raise VLAError(f"trainer.cotrain: the backbone's tokenizer does not know {missing[:5]}; {hint}")
+    source = cotrain_source(c.source, model, spec.cameras, int(spec.image_size[0]))
     samples = max(1, round(c.ratio * cfg.trainer.batch_size))
     items = max(1, -(-samples // source.samples_per_item))
     sampler = ResumableShuffleSampler(len(source), cfg.trainer.seed + 1, rank, world)

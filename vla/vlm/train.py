@@ -88,11 +88,14 @@ def _vlm_config(cfg: DictConfig) -> VLMConfig:
 def _new_model(cfg: DictConfig, train: PretrainSource, held: PretrainSource) -> VisionLanguageModel:
     vlm_cfg = _vlm_config(cfg)
     vlm_cfg.validate()
-    if vlm_cfg.attention_loss_weight > 0 and not isinstance(train, LabelledSource):
-        raise VLAError("vlm.attention_loss_weight > 0 needs data with label maps (data=so101); set it to 0")
+    if not isinstance(train, LabelledSource) and (vlm_cfg.attention_loss_weight or vlm_cfg.patch_loss_weight):
+        print(
+            "note: vlm.patch_loss_weight and vlm.attention_loss_weight need data with object label maps "
+            "(data=so101); this data has none, so they are off (next-token loss only)"
+        )
+        vlm_cfg.attention_loss_weight = vlm_cfg.patch_loss_weight = 0.0
     if vlm_cfg.patch_loss_weight > 0:
-        if not isinstance(train, LabelledSource):
-            raise VLAError("vlm.patch_loss_weight > 0 needs data with label maps (data=so101); set it to 0")
+        assert isinstance(train, LabelledSource)
         vlm_cfg.patch_labels = len(train.label_names)
     if vlm_cfg.backbone.pretrained:
         tokenizer = extend_tokenizer(vlm_cfg.backbone.pretrained, vlm_cfg.loc_bins)
