@@ -27,16 +27,16 @@ $(STAMP): requirements.lock pyproject.toml
 	touch $(STAMP)
 
 # The main job: a grounded VLM -> demonstrations -> the VLA fine-tuned (and co-trained) from it -> evaluation
-# on held-out seeds, everything under outputs/demo; each stage's time is printed. The VLM is the one shipped
+# on held-out seeds, everything under outputs/demo/<task>; each stage's time is printed. The VLM is the one shipped
 # in envs/so101/assets/vlm_tiny (made by `make vlm`); DEMO_PRETRAIN=1 pretrains it here instead (into
 # $(DEMO)/vlm). Re-running reuses what is there (the VLM, the dataset, the checkpoints).
-DEMO ?= outputs/demo
 DEMO_TASK ?= touch
+DEMO ?= outputs/demo/$(DEMO_TASK)
 DEMO_EPISODES ?= 100
 DEMO_STEPS ?= 2000
 DEMO_EVAL ?= 100
 DEMO_PRETRAIN ?= 0
-DEMO_COTRAIN ?= 0.5
+DEMO_COTRAIN ?= 0
 SHIPPED_VLM := envs/so101/assets/vlm_tiny
 VLM_ARGS ?=
 demo: install
@@ -60,11 +60,19 @@ demo: install
 	t4=$$(date +%s); \
 	echo "stage times: VLM $$((t1-t0)) s, recording $$((t2-t1)) s, fine-tuning $$((t3-t2)) s, evaluation $$((t4-t3)) s; total $$((t4-t0)) s"
 
-# The shipped VLM (envs/so101/assets/vlm_tiny): vla-pretrain with its defaults, the final model copied.
+# The shipped VLM (envs/so101/assets/vlm_tiny): vla-pretrain with its defaults, then the final model (or,
+# with VLM_STEP=006500, that checkpoint's model files: the shipped one, see bench/README.md) copied there
+# and evaluated on held-out scenes (its eval.json).
+VLM_STEP ?=
+VLM_FILES := config.json generation_config.json model.safetensors patch_head.safetensors tokenizer.json \
+	tokenizer_config.json vlm_config.json
 vlm: install
 	$(BIN)/vla-pretrain output_dir=outputs/vlm_tiny resume=true $(VLM_ARGS)
-	rm -rf $(SHIPPED_VLM) && mkdir -p $(dir $(SHIPPED_VLM)) && cp -r outputs/vlm_tiny/model $(SHIPPED_VLM)
-	cp outputs/vlm_tiny/eval.json $(SHIPPED_VLM)/eval.json
+	@set -e; src=outputs/vlm_tiny/model; if [ -n "$(VLM_STEP)" ]; then src=outputs/vlm_tiny/checkpoints/$(VLM_STEP); fi; \
+	rm -rf $(SHIPPED_VLM) && mkdir -p $(SHIPPED_VLM); \
+	for f in $(VLM_FILES); do if [ -f $$src/$$f ]; then cp $$src/$$f $(SHIPPED_VLM)/; fi; done
+	$(BIN)/vla-vlm-eval model_dir=$(SHIPPED_VLM) output_dir=outputs/vlm_tiny/shipped_eval
+	cp outputs/vlm_tiny/shipped_eval/eval.json $(SHIPPED_VLM)/eval.json
 
 lint: install
 	$(BIN)/ruff check vla policies envs hardware tests bench

@@ -229,3 +229,26 @@ def test_attention_probe_and_focus_loss(vlm: VisionLanguageModel) -> None:
     sharp = torch.zeros((2, 4, keys))
     sharp[0, 0, 1], sharp[1, 0, 4 + 2] = 1.0, 1.0
     assert float(focus_loss(vlm.backbone, [sharp, sharp], focus)) < 1e-4
+
+
+def test_shipped_vlm_loads_knows_the_task_words_and_carries_its_evaluation() -> None:
+    """envs/so101/assets/vlm_tiny (what `make demo` fine-tunes from, made by `make vlm`): it loads, is
+    small, its tokenizer knows every instruction of the SO-101 tasks, and its eval.json has the keys."""
+    import json
+
+    from envs.so101.grounding import GroundingData
+
+    root = Path(__file__).resolve().parents[2] / "envs" / "so101" / "assets" / "vlm_tiny"
+    assert sum(p.stat().st_size for p in root.iterdir()) < 10 * 2**20
+    vlm = VisionLanguageModel.from_pretrained(root)
+    vocab = vlm.text.tokenizer.get_vocab()
+    words = {w for text in GroundingData(scenes=4).vocabulary() for w in text.split()}
+    assert words and not {w for w in words if w not in vocab and not w.startswith("<loc")}
+    ev = json.loads((root / "eval.json").read_text())
+    assert {
+        "pointing_accuracy",
+        "pointing_accuracy_per_camera",
+        "answer_accuracy_per_type",
+        "examples",
+    } <= set(ev)
+    assert set(ev["pointing_accuracy_per_camera"]) == {"front", "wrist"}

@@ -220,6 +220,8 @@ def pretrain(cfg: DictConfig) -> PretrainResult:
                         "lr": float(scheduler.get_last_lr()[0]),
                         "samples_per_s": rate,
                     }
+                    if device.type == "cuda":
+                        record["gpu_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
                     logger.log(record)
                     bar.set_postfix(
                         loss=f"{loss_value:.3f}", acc=f"{record['token_accuracy']:.2f}", sps=f"{rate:.0f}"
