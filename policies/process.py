@@ -44,7 +44,7 @@ def _child() -> None:
             import torch
 
             torch.set_num_threads(int(request["torch_threads"]))
-        from vla.apps.common import instantiate
+        from vla.instantiate import instantiate
         from vla.serve.server import PolicyServer
 
         policy = instantiate(request["node"], "policy", robot=None)
