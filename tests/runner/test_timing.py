@@ -66,4 +66,4 @@ def test_fake_clock_only_moves_when_told() -> None:
     real = RealClock()
     t = real.now() + 0.01
     real.sleep_until(t)
-    assert 0 <= real.now() - t < 0.005
+    assert 0 <= real.now() - t < 0.05  # never early; late only by what the scheduler adds (loaded CI: ~10 ms)
