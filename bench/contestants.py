@@ -207,17 +207,17 @@ class Ours(Method):
         """VLM batches from the SO-101 grounding scenes (configs/data/so101.yaml), in this process."""
         from omegaconf import OmegaConf
 
-        from vla.train.cotrain import cotrain_source
+        from vla.train.cotrain import VLM_KEYS, cotrain_source, items_per_batch
         from vla.vlm.samples import collate
 
         node = OmegaConf.load(ROOT / "configs/data/so101.yaml")
         source = cotrain_source(node, self.model, spec.cameras, int(spec.image_size[0]))
-        samples = max(1, round(self.cotrain * self.batch_size))
-        items = max(1, -(-samples // source.samples_per_item))
+        items = items_per_batch(self.cotrain, self.batch_size, source.samples_per_item)
         rng = np.random.default_rng(1)
         while True:
             picks = rng.integers(len(source), size=items)
-            yield collate([source[int(i)] for i in picks], self.model.backbone.image_size)
+            batch = collate([source[int(i)] for i in picks], self.model.backbone.image_size)
+            yield {k: v for k, v in batch.items() if k in VLM_KEYS}
 
     def parameters(self) -> list[Any]:
         return [p for p in self.model.parameters() if p.requires_grad]
@@ -231,12 +231,8 @@ class Ours(Method):
         batch = augment_images(_to_device(batch, torch.device(self.device)), self.cameras, self.augment)
         if self._vlm_batches is None:
             return self.model(batch)["loss"]
-        vlm = {
-            k: v
-            for k, v in next(self._vlm_batches).items()
-            if k in ("images", "image_index", "prompt", "answer")
-        }
-        return self.model(batch, vlm_batch=_to_device(vlm, torch.device(self.device)))["loss"]
+        vlm = _to_device(next(self._vlm_batches), torch.device(self.device))
+        return self.model(batch, vlm_batch=vlm)["loss"]
 
     def optimizer(self) -> Any:
         import torch

@@ -8,6 +8,7 @@ from typing import Any
 from vla.errors import VLAError
 from vla.vlm.samples import PretrainSource
 
+VLM_KEYS = ("images", "image_index", "prompt", "answer")  # what a VLM batch hands the model
 HINT = "start from a VLM pretrained on such data (model.backbone.pretrained=<vla-pretrain dir>/model)"
 
 
@@ -52,3 +53,10 @@ def cotrain_source(node: Any, model: Any, cameras: Sequence[str], image_size: in
     if missing:
         raise VLAError(f"trainer.cotrain: the backbone's tokenizer does not know {missing[:5]}; {HINT}")
     return source
+
+
+def items_per_batch(ratio: float, batch_size: int, samples_per_item: int) -> int:
+    """Source items per co-training batch: ratio × the robot batch in samples (at least one), rounded up
+    to whole items (an item may hold several question-answer samples)."""
+    samples = max(1, round(ratio * batch_size))
+    return max(1, -(-samples // samples_per_item))

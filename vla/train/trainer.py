@@ -86,7 +86,7 @@ def _cotrain_batches(
 ) -> Iterator[dict[str, Any]] | None:
     """VLM batches for co-training (trainer.cotrain), resumable like the robot data: their sampler's
     position is kept in progress["cotrain"]. None when trainer.cotrain.ratio is 0."""
-    from vla.train.cotrain import cotrain_source
+    from vla.train.cotrain import VLM_KEYS, cotrain_source, items_per_batch
     from vla.vlm.samples import Collate
 
     c = cfg.trainer.cotrain
@@ -95,8 +95,7 @@ def _cotrain_batches(
     if c.ratio == 0:
         return None
     source = cotrain_source(c.source, model, spec.cameras, int(spec.image_size[0]))
-    samples = max(1, round(c.ratio * cfg.trainer.batch_size))
-    items = max(1, -(-samples // source.samples_per_item))
+    items = items_per_batch(c.ratio, cfg.trainer.batch_size, source.samples_per_item)
     sampler = ResumableShuffleSampler(len(source), cfg.trainer.seed + 1, rank, world)
     loader: torch.utils.data.DataLoader[Any] = torch.utils.data.DataLoader(
         source,  # type: ignore[arg-type]
@@ -113,7 +112,7 @@ def _cotrain_batches(
             sampler.set_position(where["epoch"], where["position"])
             for batch in loader:
                 where["position"] += items
-                yield {k: v for k, v in batch.items() if k in ("images", "image_index", "prompt", "answer")}
+                yield {k: v for k, v in batch.items() if k in VLM_KEYS}
             where["epoch"] += 1
             where["position"] = 0
 
