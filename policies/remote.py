@@ -57,12 +57,15 @@ class RemotePolicy:
         prev_chunk: np.ndarray,
         inference_delay: int,
         execution_horizon: int,
+        beta: float | None = None,
     ) -> np.ndarray:
-        guided = {
+        guided: dict[str, Any] = {
             "prev_chunk": np.asarray(prev_chunk, dtype=np.float32),  # [H, A]
             "inference_delay": int(inference_delay),
             "execution_horizon": int(execution_horizon),
         }
+        if beta is not None:
+            guided["beta"] = float(beta)
         return self.client.infer(observation, guided=guided)  # [H, A] float32
 
     def __getattr__(self, name: str) -> Any:

@@ -113,7 +113,7 @@ class VLAPolicy:
                 f"policy.n_action_steps={n_action_steps}: must be in 1..{cfg.chunk_size} (model.chunk_size)"
             )
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
-        self.rtc_beta = float(rtc_beta)  # the runner sets it from runner.rtc_beta
+        self.rtc_beta = float(rtc_beta)  # when a guided call names no beta (the runner always does)
         self.task: str = ""
         if robot is not None:
             self._check_robot(robot.observation_features, robot.action_features)
@@ -187,11 +187,13 @@ class VLAPolicy:
         prev_chunk: np.ndarray,
         inference_delay: int,
         execution_horizon: int,
+        beta: float | None = None,
     ) -> np.ndarray:
         """Real-time chunking: prev_chunk [H', A] in robot units, row 0 at this observation's tick (rows
         past its end repeat its last action); rows [0, d) are frozen, [d, H - s) decay, the rest are free.
         A checkpoint trained with `model.rtc_max_delay` conditions on the frozen rows (training-time
-        RTC); any other flow checkpoint is guided towards them (ΠGDM, the paper's inference-time RTC).
+        RTC); any other flow checkpoint is guided towards them (ΠGDM, the paper's inference-time RTC) with
+        the guidance scale clipped at `beta` (the runner's `runner.rtc_beta`; None: this policy's own).
         -> the whole chunk [H, A] (not cut to n_action_steps: the runner schedules it)."""
         from vla.model.flow import RTCGuidance
         from vla.runner.rtc import guidance_weights
@@ -202,6 +204,7 @@ class VLAPolicy:
         target = self.model.normalizer.normalize_action(torch.as_tensor(prev, device=self.device)[None])
         d = int(np.clip(inference_delay, 0, h))
         weights = guidance_weights(h, d, int(np.clip(execution_horizon, 0, h)))  # [H]
-        guidance = RTCGuidance(target, torch.as_tensor(weights, device=self.device), self.rtc_beta, frozen=d)
+        clip = self.rtc_beta if beta is None else float(beta)
+        guidance = RTCGuidance(target, torch.as_tensor(weights, device=self.device), clip, frozen=d)
         chunk = self.model.sample_actions(self.to_batch(observation), noise=self._noise(), guidance=guidance)
         return chunk[0].float().cpu().numpy()  # [H, A]

@@ -117,6 +117,7 @@ class GuidedRampPolicy(RampPolicy):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.guided_calls: list[tuple[np.ndarray, int, int]] = []
+        self.betas: list[float | None] = []
 
     def select_chunk_guided(
         self,
@@ -124,7 +125,9 @@ class GuidedRampPolicy(RampPolicy):
         prev_chunk: np.ndarray,
         inference_delay: int,
         execution_horizon: int,
+        beta: float | None = None,
     ) -> np.ndarray:
+        self.betas.append(beta)
         self.guided_calls.append((prev_chunk.copy(), inference_delay, execution_horizon))
         chunk = self.select_chunk(observation)
         chunk[:inference_delay] = prev_chunk[:inference_delay]

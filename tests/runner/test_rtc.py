@@ -61,3 +61,11 @@ def test_frozen_rows_follow_the_previous_chunk(policy) -> None:  # type: ignore[
     assert guided_err < 0.2 and guided_err < free_err / 5, (guided_err, free_err)
     # rows with weight 0 are not pulled: they differ from the previous chunk as an unguided sample does
     assert (np.abs(new[-2:] - prev[-2:]) / std).max() > 0.2
+    # beta (runner.rtc_beta) clips the guidance scale: with the same noise, another beta, another chunk
+    state = policy.generator.get_state()
+    chunks = {}
+    for beta in (0.5, 5.0, 0.5):
+        policy.generator.set_state(state)
+        chunks.setdefault(beta, []).append(policy.select_chunk_guided(obs, prev, d, s, beta=beta))
+    np.testing.assert_array_equal(*chunks[0.5])  # the same noise and beta: the same chunk
+    assert (np.abs(chunks[0.5][0] - chunks[5.0][0]) / std).max() > 1e-3

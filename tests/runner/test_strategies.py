@@ -90,6 +90,10 @@ def test_rtc_asks_for_the_frozen_prefix_and_falls_back_without_the_method() -> N
     assert m["guided"] and m["missed_ticks"] == 0
     prev, d, s = policy.guided_calls[0]
     assert (d, s) == (5, 8) and prev.shape == (20, 2)
+    assert set(policy.betas) == {RunnerConfig().rtc_beta}  # runner.rtc_beta travels with every request
+    beta_policy = GuidedRampPolicy(horizon=20)
+    _run("rtc", beta_policy, ticks=80, extra_latency_ms=100, execution_horizon=8, rtc_beta=0.5)
+    assert beta_policy.betas and set(beta_policy.betas) == {0.5}
     # row 0 is the action executed at the new observation's tick (8); past the old chunk: its last row
     np.testing.assert_allclose(prev[:, 0], [*range(8, 20), *[19] * 8])
     assert policy.obs_ticks[1] == 8  # inference started s = 8 ticks into the chunk

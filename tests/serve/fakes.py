@@ -56,6 +56,7 @@ class EchoPolicy:
         prev_chunk: np.ndarray,
         inference_delay: int,
         execution_horizon: int,
+        beta: float | None = None,
     ) -> np.ndarray:
         return self.select_chunk(observation) + 1000.0 * inference_delay
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from policies.remote import RemotePolicy
 from policies.vla import VLAPolicy
@@ -15,6 +16,8 @@ from tests.serve.conftest import start
 from vla.errors import VLAError
 from vla.model.vla import VLAModel
 from vla.serve.spec import describe_policy
+
+NOISE_STATE = torch.Generator().manual_seed(123).get_state()
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +42,10 @@ def test_remote_chunk_equals_local_chunk(checkpoint: Path) -> None:
         got = remote.select_chunk(obs)
         prev = np.linspace(-1, 1, 4 * 6, dtype=np.float32).reshape(4, 6)
         got_guided = remote.select_chunk_guided(obs, prev, 2, 1)  # [H, A]
+        got_betas = []
+        for beta in (0.5, 5.0):  # the same noise for both: only runner.rtc_beta differs
+            served.generator.set_state(NOISE_STATE)
+            got_betas.append(remote.select_chunk_guided(obs, prev, 2, 1, beta=beta))
         remote.close()
         with pytest.raises(VLAError, match="16x16x3"):
             RemotePolicy(FakeTabletop(image_size=32, cameras=["front", "wrist"]), url=thread.server.url)
@@ -48,3 +55,8 @@ def test_remote_chunk_equals_local_chunk(checkpoint: Path) -> None:
     local.reset(robot.task)
     np.testing.assert_array_equal(got, local.select_chunk(obs))  # same seed, same noise, same chunk
     np.testing.assert_array_equal(got_guided, local.select_chunk_guided(obs, prev, 2, 1))
+    # runner.rtc_beta (the clip on the guidance scale) reaches the served policy and changes its chunk
+    for beta, got_beta in zip((0.5, 5.0), got_betas, strict=True):
+        local.generator.set_state(NOISE_STATE)
+        np.testing.assert_array_equal(got_beta, local.select_chunk_guided(obs, prev, 2, 1, beta=beta))
+    assert np.abs(got_betas[0] - got_betas[1]).max() > 1e-3

@@ -107,6 +107,19 @@ def test_hello_reset_infer(server: ServerThread, policy: EchoPolicy, raw_client:
             },
             r"prev_chunk is \[4, 5\]; the policy's actions are 6-D",
         ),
+        (
+            {
+                "type": "infer",
+                "observation": observation(),
+                "guided": {
+                    "prev_chunk": np.zeros((4, 6), np.float32),
+                    "inference_delay": 0,
+                    "execution_horizon": 1,
+                    "beta": -1.0,
+                },
+            },
+            r"'guided.beta'=-1.0 must be a positive finite number",
+        ),
         ({"type": "execute", "code": "import os"}, "unknown message type 'execute'"),
         ({"kind": "infer"}, "'type' is required"),
         ({"type": "hello", "protocol": 99}, "protocol 99"),

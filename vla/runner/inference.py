@@ -19,12 +19,25 @@ from vla.runner.clock import Clock
 from vla.runner.errors import PolicyUnavailable
 
 
+@dataclass(frozen=True)
+class GuidedRequest:
+    """Real-time chunking's side of a request: the previous chunk re-indexed to the observation's tick
+    (rows [0, inference_delay) frozen, the last `execution_horizon` rows free) and `beta`, the clip on
+    the guidance scale (`runner.rtc_beta`). It travels as it is to a local policy, a child process or a
+    `vla-serve` server."""
+
+    prev_chunk: np.ndarray  # [H, A]
+    inference_delay: int
+    execution_horizon: int
+    beta: float
+
+
 @dataclass
 class InferenceRequest:
     observation: dict[str, np.ndarray]
     obs_tick: int  # row 0 of the answer is the action for this tick
     episode: int
-    guided: tuple[np.ndarray, int, int] | None = None  # (prev_chunk [H, A], inference_delay, horizon)
+    guided: GuidedRequest | None = None
 
 
 @dataclass
@@ -38,9 +51,11 @@ class InferenceResult:
 
 def call_policy(policy: Any, request: InferenceRequest) -> np.ndarray:
     """One chunk [H, A] from the policy (guided when the request carries the RTC prefix)."""
-    if request.guided is not None:
-        prev, d, s = request.guided
-        chunk = policy.select_chunk_guided(request.observation, prev, d, s)
+    g = request.guided
+    if g is not None:
+        chunk = policy.select_chunk_guided(
+            request.observation, g.prev_chunk, g.inference_delay, g.execution_horizon, beta=g.beta
+        )
     else:
         chunk = policy.select_chunk(request.observation)
     chunk = np.asarray(chunk)

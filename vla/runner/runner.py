@@ -28,6 +28,7 @@ from vla.runner.clock import Clock, RealClock
 from vla.runner.config import RunnerConfig
 from vla.runner.errors import PolicyUnavailable
 from vla.runner.inference import (
+    GuidedRequest,
     InferenceRequest,
     InferenceResult,
     InlineInference,
@@ -143,7 +144,7 @@ class Runner:
             if tick - current.start < s and plan.remaining(tick) > d:
                 return None
             prev = rtc.reindex(current.actions, current.start, tick, horizon)  # [H, A]
-            request.guided = (prev, min(d, horizon - 1), s)
+            request.guided = GuidedRequest(prev, min(d, horizon - 1), s, cfg.rtc_beta)
             return request
         threshold = cfg.async_threshold or d + 2
         return request if plan.remaining(tick) <= threshold else None
@@ -214,7 +215,9 @@ class Runner:
             if self.guided:  # the guided call is the one that will run (and it is the slower)
                 d = self.delay_ticks()
                 s = self._execution_horizon(len(chunk), d)
-                guided = (np.asarray(chunk, np.float64), min(d, len(chunk) - 1), s)
+                guided = GuidedRequest(
+                    np.asarray(chunk, np.float64), min(d, len(chunk) - 1), s, self.config.rtc_beta
+                )
                 start = self.clock.now()
                 call_policy(self.policy, InferenceRequest(dict(obs), 0, -1, guided))
             compute = self.clock.now() - start

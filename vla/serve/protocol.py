@@ -10,7 +10,8 @@ wrong or missing token gets an error reply and the connection is closed. Request
     {"type": "reset", "task": str}
         → {"type": "reset"}
     {"type": "infer", "observation": {key: ndarray}, "task": str?,
-     "guided": {"prev_chunk": ndarray [H, A], "inference_delay": int, "execution_horizon": int}?}
+     "guided": {"prev_chunk": ndarray [H, A], "inference_delay": int, "execution_horizon": int,
+                "beta": float?}?}
         → {"type": "chunk", "actions": ndarray [H, A] float32, "server_ms": float}
 
 Anything wrong — not msgpack, a bad array, an unknown type, a missing or mistyped field, an observation
@@ -22,6 +23,7 @@ the dtype and shape the spec gives. Nothing in a message is ever executed or unp
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +54,7 @@ class Guided:
     prev_chunk: np.ndarray  # [H, A]
     inference_delay: int
     execution_horizon: int
+    beta: float | None = None  # clip on the guidance scale (runner.rtc_beta); None: the policy's own
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,10 @@ def _guided(m: Any) -> Guided:
     for name, value in (("inference_delay", delay), ("execution_horizon", horizon)):
         if not 0 <= value <= MAX_STEPS:
             raise ProtocolError(f"'guided.{name}'={value} must be in 0..{MAX_STEPS}")
-    return Guided(prev.astype(np.float32, copy=False), delay, horizon)
+    beta = _field(m, "beta", (float, int), required=False)
+    if beta is not None and (isinstance(beta, bool) or not (math.isfinite(beta) and beta > 0)):
+        raise ProtocolError(f"'guided.beta'={beta} must be a positive finite number")
+    return Guided(prev.astype(np.float32, copy=False), delay, horizon, None if beta is None else float(beta))
 
 
 def parse_request(m: dict[str, Any]) -> Request:

@@ -221,7 +221,7 @@ class PolicyServer:
         if request.guided is not None:
             g = request.guided
             out = self.policy.select_chunk_guided(
-                request.observation, g.prev_chunk, g.inference_delay, g.execution_horizon
+                request.observation, g.prev_chunk, g.inference_delay, g.execution_horizon, beta=g.beta
             )
         else:
             out = self.policy.select_chunk(request.observation)
