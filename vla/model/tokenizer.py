@@ -97,11 +97,43 @@ class TextTokenizer:
         return self.tokenizer.get_vocab_size()
 
     def encode_prompts(
-        self, tasks: Sequence[str], state_words: Sequence[str] | None, length: int
+        self,
+        tasks: Sequence[str],
+        state_words: Sequence[str] | None,
+        length: int,
+        prompt_format: str = "bos_task",
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """-> ids [B, length] long and valid [B, length] bool, left-padded.
 
-        The task is truncated first; the discrete state is never cut (an error asks for more tokens)."""
+        bos_task: [BOS] + the task (underscores as spaces, whitespace collapsed) + the discrete state when
+        given; the task is truncated first, the state never (an error asks for more tokens).
+        task_newline: the task + "\n" as given, with the tokenizer's own special tokens (its post-processor),
+        truncated to `length` keeping them (as LeRobot tokenizes π0's and SmolVLA's prompts)."""
+        if prompt_format == "task_newline":
+            if state_words is not None:
+                raise ModelConfigError("model.prompt_format=task_newline has no place for a discrete state")
+            rows = [self._newline_prompt(str(task), length) for task in tasks]
+        elif prompt_format == "bos_task":
+            rows = self._bos_prompts(tasks, state_words, length)
+        else:
+            raise ModelConfigError(f"model.prompt_format={prompt_format!r}: one of bos_task, task_newline")
+        ids = torch.full((len(rows), length), self.pad_id, dtype=torch.long)
+        valid = torch.zeros((len(rows), length), dtype=torch.bool)
+        for i, row in enumerate(rows):
+            if row:
+                ids[i, length - len(row) :] = torch.tensor(row, dtype=torch.long)
+                valid[i, length - len(row) :] = True
+        return ids, valid
+
+    def _newline_prompt(self, task: str, length: int) -> list[int]:
+        text = task if task.endswith("\n") else task + "\n"
+        encoding = self.tokenizer.encode(text, add_special_tokens=False)
+        encoding.truncate(max(0, length - self.tokenizer.num_special_tokens_to_add(False)))
+        return list(self.tokenizer.post_process(encoding).ids)[:length]
+
+    def _bos_prompts(
+        self, tasks: Sequence[str], state_words: Sequence[str] | None, length: int
+    ) -> list[list[int]]:
         head = [self.bos_id] if self.bos_id is not None else []
         rows = []
         for i, task in enumerate(tasks):
@@ -117,13 +149,7 @@ class TextTokenizer:
                     f"model.max_text_tokens={length} cannot hold the discrete state ({len(tail)} tokens); raise it"
                 )
             rows.append(head + task_ids[:budget] + tail)
-        ids = torch.full((len(rows), length), self.pad_id, dtype=torch.long)
-        valid = torch.zeros((len(rows), length), dtype=torch.bool)
-        for i, row in enumerate(rows):
-            if row:
-                ids[i, length - len(row) :] = torch.tensor(row, dtype=torch.long)
-                valid[i, length - len(row) :] = True
-        return ids, valid
+        return rows
 
     # ------------------------------------------------------------------ files
 

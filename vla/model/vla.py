@@ -158,7 +158,7 @@ class VLAModel(nn.Module):
         state_mask = torch.zeros((b, cfg.max_state_dim), dtype=torch.bool, device=device)
         state_mask[:, :s] = True
         words = discretize_state(state[:, :s], cfg.state_bins) if cfg.state_mode == "discrete" else None
-        ids, valid = self.text_tokenizer.encode_prompts(tasks, words, cfg.max_text_tokens)
+        ids, valid = self.text_tokenizer.encode_prompts(tasks, words, cfg.max_text_tokens, cfg.prompt_format)
         inputs = ModelInputs(images, ids.to(device), valid.to(device), state, state_mask)
         if training:
             raw_action = batch[ACTION].to(device)
