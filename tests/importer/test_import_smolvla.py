@@ -21,13 +21,9 @@ RTOL = 1e-4  # max |Δ| <= RTOL * max(1, |a|)
 
 
 @pytest.fixture(scope="module")
-def pair(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("smolvla")
-    vlm, source, output = root / "vlm", root / "lerobot_policy", root / "imported"
-    vlm.mkdir()
-    fixture.write_vlm_dir(vlm)
-    policy = fixture.save_smolvla(source, vlm)
+def pair(smolvla_source: tuple[Path, Any], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    source, policy = smolvla_source
+    output = tmp_path_factory.mktemp("imported") / "smolvla"
     pre, post = fixture.load_processors(source)
     import_policy(source, output)
     ours = VLAModel.from_pretrained(output).eval()
