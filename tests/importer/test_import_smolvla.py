@@ -55,6 +55,17 @@ def test_imported_chunk_equals_lerobots_cached_and_uncached(pair: dict[str, Any]
         assert err <= RTOL, (cached, err)
 
 
+def test_a_missing_camera_is_masked_as_lerobot_drops_it(pair: dict[str, Any]) -> None:
+    batch = fixture.observation(B, seed=9)
+    del batch["observation.images.wrist"]
+    noise = torch.randn(B, fixture.CHUNK, 8, generator=torch.Generator().manual_seed(10))
+    theirs = _theirs_chunk(pair, batch, noise)
+    ours = pair["ours"].sample_actions(dict(batch), noise=noise.clone())
+    assert _error(ours, theirs) <= RTOL
+    black = dict(batch, **{"observation.images.wrist": torch.zeros(B, 3, *fixture.FRAME)})
+    assert _error(pair["ours"].sample_actions(black, noise=noise.clone()), theirs) > 100 * RTOL
+
+
 def test_imported_training_loss_equals_lerobots(pair: dict[str, Any]) -> None:
     g = torch.Generator().manual_seed(5)
     batch = fixture.observation(B, seed=6)

@@ -155,3 +155,38 @@ def test_task_newline_prompts_use_the_tokenizers_own_specials() -> None:
     assert ids[0][valid[0]].tolist() == [2, 5, 6, 7, 8]
     with pytest.raises(ModelConfigError, match="prompt_format"):
         small_config("prompt_format=task_newline", "state_mode=discrete")
+
+
+def test_missing_cameras_masked_out_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    from vla.model.batch import BatchError
+
+    strict, masked = _model(), _model("missing_cameras=mask")
+    masked.load_state_dict(strict.state_dict())
+    batch = toy_batch(strict.config, with_action=False)
+    noise = torch.randn(2, 8, 8, generator=torch.Generator().manual_seed(3))
+    full = strict.sample_actions(dict(batch), noise=noise)
+    torch.testing.assert_close(masked.sample_actions(dict(batch), noise=noise), full)  # all there: as before
+    lacking = {k: v for k, v in batch.items() if k != "observation.images.wrist"}
+    with pytest.raises(BatchError, match=r"observation\.images\.wrist: missing camera"):
+        strict.sample_actions(dict(lacking), noise=noise)
+    with caplog.at_level("WARNING"):
+        first = masked.sample_actions(dict(lacking), noise=noise)
+        masked.sample_actions(dict(lacking), noise=noise)
+    assert sum("masked out" in r.getMessage() for r in caplog.records) == 1
+    assert not torch.allclose(first, full, atol=1e-4)
+    other = dict(batch, **{"observation.images.wrist": torch.rand(2, 3, 48, 48)})  # masked: never seen
+    torch.testing.assert_close(
+        masked.sample_from_inputs(_masked(masked, other), noise=noise),
+        masked.sample_from_inputs(_masked(masked, batch), noise=noise),
+    )
+    with pytest.raises(BatchError, match="missing camera"):
+        masked.sample_actions({k: v for k, v in lacking.items() if k != "observation.images.top"})
+
+
+def _masked(model: VLAModel, batch: dict) -> object:
+    """The batch's inputs with the wrist camera marked missing."""
+    inputs = model.prepare_inputs(dict(batch), training=False)
+    assert inputs.image_valid is not None
+    inputs.image_valid = inputs.image_valid.clone()
+    inputs.image_valid[:, 1] = False
+    return inputs

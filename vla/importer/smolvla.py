@@ -10,6 +10,7 @@ What each of their choices becomes here:
   action tokens one block each (causal)        causal_actions
   task + "\n", the VLM's tokenizer             prompt_format = task_newline, its tokenizer
   state_proj over the padded state             state_proj over concat(state, mask), mask columns 0
+  a camera missing from the batch: dropped     missing_cameras = mask
 """
 
 from __future__ import annotations
@@ -139,4 +140,5 @@ def translate_config(policy: LeRobotPolicy, vlm_config: dict[str, Any]) -> VLACo
         time_max_period=float(c.get("max_period", 4.0)),
         causal_actions=True,
         prompt_format="task_newline",
+        missing_cameras="mask",  # LeRobot drops a missing camera (or feeds it masked): same tokens seen
     )

@@ -18,6 +18,7 @@ HEADS = ("flow", "fast")
 NORMALIZATIONS = ("mean_std", "quantile")
 IMAGE_RESIZES = ("default", "smolvla", "pi0")
 PROMPT_FORMATS = ("bos_task", "task_newline")
+MISSING_CAMERAS = ("error", "mask")
 
 
 class ModelConfigError(VLAError, ValueError):
@@ -120,6 +121,9 @@ class VLAConfig:
     # Prompt text: bos_task ([BOS] + task, underscores as spaces) | task_newline (task + "\n" with the
     # tokenizer's own special tokens, as LeRobot builds π0's and SmolVLA's prompts).
     prompt_format: str = "bos_task"
+    # A configured camera absent from a batch / robot: error | mask (its tokens masked out, a warning
+    # once; as LeRobot feeds missing cameras). At least one camera must be there.
+    missing_cameras: str = "error"
     fast_vocab_size: int = 1024
     fast_scale: float = 10.0
     fast_max_tokens: int = 256
@@ -162,6 +166,12 @@ class VLAConfig:
                 "prompt_format",
                 "bos_task with state_mode=discrete (task_newline has no state text)",
                 self.prompt_format,
+            ),
+            (
+                self.missing_cameras in MISSING_CAMERAS,
+                "missing_cameras",
+                f"one of {MISSING_CAMERAS}",
+                self.missing_cameras,
             ),
             (self.expert.self_attn_every >= 0, "expert.self_attn_every", ">= 0", self.expert.self_attn_every),
             (
