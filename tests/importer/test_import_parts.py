@@ -176,3 +176,20 @@ def test_the_key_table_refuses_unknown_and_missing_weights(
     save_file(weights, str(edited / "model.safetensors"))
     with pytest.raises(CheckpointImportError, match=r"not in the source \['flow.expert.action_out.bias'\]"):
         import_policy(edited, tmp_path / "out")
+
+
+def test_a_tokenizer_json_that_disagrees_with_transformers_is_refused(
+    smolvla_source: tuple[Path, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tokenizers import processors
+
+    real = TextTokenizer.from_hf
+
+    def without_bos(hf: Any, source: str) -> TextTokenizer:  # as if transformers added BOS in Python
+        tokenizer = real(hf, source)
+        tokenizer.tokenizer.post_processor = processors.ByteLevel()  # type: ignore[assignment]
+        return tokenizer
+
+    monkeypatch.setattr(TextTokenizer, "from_hf", staticmethod(without_bos))
+    with pytest.raises(CheckpointImportError, match="tokenizes a prompt as"):
+        import_policy(smolvla_source[0], tmp_path / "out")

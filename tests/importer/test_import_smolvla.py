@@ -55,6 +55,14 @@ def test_imported_chunk_equals_lerobots_cached_and_uncached(pair: dict[str, Any]
         assert err <= RTOL, (cached, err)
 
 
+def test_cameras_of_different_sizes_match_too(pair: dict[str, Any]) -> None:
+    batch = fixture.observation(B, seed=11)
+    batch["observation.images.wrist"] = torch.rand(B, 3, 30, 20, generator=torch.Generator().manual_seed(12))
+    noise = torch.randn(B, fixture.CHUNK, 8, generator=torch.Generator().manual_seed(13))
+    theirs = _theirs_chunk(pair, batch, noise)
+    assert _error(pair["ours"].sample_actions(dict(batch), noise=noise.clone()), theirs) <= RTOL
+
+
 def test_a_missing_camera_is_masked_as_lerobot_drops_it(pair: dict[str, Any]) -> None:
     batch = fixture.observation(B, seed=9)
     del batch["observation.images.wrist"]

@@ -55,7 +55,7 @@ def import_policy(source: str | Path, output: str | Path, vlm: str | None = None
         raise CheckpointImportError(f"source={source}: no vlm_model_name in its config; pass vlm=<dir>")
     vlm_config = _vlm_config(vlm_name)
     config = family.translate_config(policy, vlm_config)
-    tokenizer = _tokenizer(vlm_name)
+    tokenizer = _tokenizer(vlm_name, config.max_text_tokens)
     weights = map_weights(policy.weights, family.KEY_TABLE, family.IGNORED, family=policy.type)
     model = VLAModel(config, stats=policy.stats, text_tokenizer=tokenizer, backbone_hf_config=vlm_config)
     _load_exactly(model, weights, str(source))
@@ -103,7 +103,13 @@ def _vlm_config(name: str) -> dict[str, Any]:
         ) from None
 
 
-def _tokenizer(name: str) -> TextTokenizer:
+PROBE_TASK = "pick up the red cube and place it in the bowl"
+
+
+def _tokenizer(name: str, max_length: int) -> TextTokenizer:
+    """The VLM's tokenizer as we save it (its tokenizer.json), checked to tokenize a prompt exactly as
+    transformers does for LeRobot (special tokens added in Python rather than by the tokenizer.json's
+    post-processor would otherwise go missing)."""
     try:
         from transformers import AutoTokenizer
 
@@ -112,7 +118,17 @@ def _tokenizer(name: str) -> TextTokenizer:
         raise CheckpointImportError(
             f"vlm={name}: cannot load the VLM's tokenizer ({type(e).__name__}); pass vlm=<local dir>"
         ) from None
-    return TextTokenizer.from_hf(hf, name)
+    tokenizer = TextTokenizer.from_hf(hf, name)
+    for length in (max_length, 4):  # as given, and truncated
+        want = list(hf(PROBE_TASK + "\n", max_length=length, truncation=True)["input_ids"])
+        ids, valid = tokenizer.encode_prompts([PROBE_TASK], None, length, "task_newline")
+        got = ids[0][valid[0]].tolist()
+        if got != want:
+            raise CheckpointImportError(
+                f"vlm={name}: its tokenizer.json tokenizes a prompt as {got[:8]}, transformers as {want[:8]}; "
+                "such a tokenizer is not supported"
+            )
+    return tokenizer
 
 
 def _load_exactly(model: Any, weights: dict[str, Any], source: str) -> None:

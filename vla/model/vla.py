@@ -22,7 +22,7 @@ from torch import nn
 
 from vla.model import checkpoint
 from vla.model.attention import KVCache, TokenLayout
-from vla.model.backbone import Backbone
+from vla.model.backbone import Backbone, resize_with_pad
 from vla.model.batch import (
     ACTION,
     ACTION_IS_PAD,
@@ -178,7 +178,8 @@ class VLAModel(nn.Module):
 
     def _camera_images(self, batch: dict[str, Any], b: int) -> tuple[torch.Tensor, torch.Tensor]:
         """-> images [B, N, 3, H, W] and image_valid [B, N]; a missing camera (model.missing_cameras=mask)
-        is a black image whose tokens are masked out."""
+        is a black image whose tokens are masked out. Cameras of different sizes (model.image_size null)
+        are each resized with padding to the backbone's input here (the same resize the backbone applies)."""
         cfg, device = self.config, self.device
         present = {
             cam: batch[IMAGE_PREFIX + cam].to(device) for cam in cfg.cameras if IMAGE_PREFIX + cam in batch
@@ -189,6 +190,9 @@ class VLAModel(nn.Module):
             logger.warning(
                 "cameras %s missing: their tokens are masked out (model.missing_cameras=mask)", missing
             )
+        if len({tuple(x.shape[-2:]) for x in present.values()}) > 1:  # cameras of different sizes
+            size, mode = self.backbone.image_size, self.backbone.image_resize
+            present = {cam: resize_with_pad(x, size, mode) for cam, x in present.items()}  # each [B, 3, S, S]
         like = next(iter(present.values()))
         images = torch.stack([present.get(cam, torch.zeros_like(like)) for cam in cfg.cameras], dim=1)
         valid = torch.tensor([cam in present for cam in cfg.cameras], device=device)
