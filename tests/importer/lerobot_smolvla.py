@@ -9,6 +9,7 @@ actions by ~1e-7 only.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,9 @@ TASKS = ["pick up the red cube", "pick up the red cube and put it in the blue bo
 WORDS = ["pick", "up", "the", "red", "cube", "and", "put", "it", "in", "bowl", "push", "blue"]
 
 
-def write_vlm_dir(directory: Path) -> None:
-    """SmolVLM config + tokenizer, as a hub repo would hold them (nothing downloaded)."""
+def write_vlm_dir(directory: Path, **sizes: Any) -> None:
+    """SmolVLM config + tokenizer, as a hub repo would hold them (nothing downloaded). `sizes`: BackboneConfig
+    fields that replace the tiny defaults."""
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
     from transformers import Idefics3ImageProcessor, Idefics3Processor, PreTrainedTokenizerFast
 
@@ -48,6 +50,7 @@ def write_vlm_dir(directory: Path) -> None:
         image_size=32,
         pixel_shuffle=2,
     )
+    backbone = dataclasses.replace(backbone, **sizes)
     hf_config_from_fields(backbone).save_pretrained(directory)
     specials = ["<pad>", "<unk>", "<bos>", "<end_of_utterance>", "<image>", "<fake_token_around_image>"]
     vocab = {token: i for i, token in enumerate([*specials, "<global-img>", "\n", *WORDS])}

@@ -193,3 +193,15 @@ def test_a_tokenizer_json_that_disagrees_with_transformers_is_refused(
     monkeypatch.setattr(TextTokenizer, "from_hf", staticmethod(without_bos))
     with pytest.raises(CheckpointImportError, match="tokenizes a prompt as"):
         import_policy(smolvla_source[0], tmp_path / "out")
+
+
+def test_a_hub_id_without_a_network_is_one_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(CheckpointImportError, match=r"source=nobody/no_such_policy: not a local dir"):
+        import_policy("nobody/no_such_policy", tmp_path / "out")
+    with pytest.raises(CheckpointImportError, match=r"source=\./missing: no such directory"):
+        import_policy("./missing", tmp_path / "out")

@@ -69,3 +69,29 @@ def test_train_init_fine_tunes_an_imported_smolvla(
     assert not torch.equal(before[trained], after[trained])
     resumed = _train(*args, "trainer.steps=4", "resume=true")  # resume keeps its meaning
     assert resumed.steps == 4 and state.find_last(out / "checkpoints") == out / "checkpoints" / "000004"
+
+
+def test_an_imported_checkpoint_drives_the_sim_with_a_camera_missing(
+    smolvla_source: tuple[Path, Any], recorded: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What `vla-rollout policy.checkpoint=<dir>` loads: the fine-tuned import on a robot without its
+    wrist camera (masked out with a warning, as LeRobot feeds a missing camera)."""
+    from envs.sim_robot import SimRobot
+    from policies.vla import VLAPolicy
+
+    imported = tmp_path / "imported"
+    import_policy(smolvla_source[0], imported)
+    out = tmp_path / "run"
+    _train(f"init={imported}", f"dataset.root={recorded}", f"output_dir={out}", "trainer.steps=1")
+    robot = SimRobot(task="pick", image_size=64, cameras=["front"])
+    robot.connect()
+    try:
+        with caplog.at_level("WARNING"):
+            policy = VLAPolicy(robot, checkpoint=str(out / "checkpoints" / "last"), device="cpu")
+            obs = robot.reset(seed=0)
+            policy.reset(robot.task)
+            chunk = policy.select_chunk(obs)
+        assert chunk.shape == (6, 6) and np.isfinite(chunk).all()
+        assert any("wrist" in r.getMessage() and "masked out" in r.getMessage() for r in caplog.records)
+    finally:
+        robot.disconnect()
