@@ -160,6 +160,8 @@ def test_the_app_writes_a_loadable_checkpoint(smolvla_source: tuple[Path, Any], 
     assert proc.stdout.startswith("imported smolvla") and "cameras ['top', 'wrist']" in proc.stdout
     model = VLAModel.from_pretrained(tmp_path / "imported")
     assert (model.config.chunk_size, model.config.num_steps, model.config.max_text_tokens) == (6, 3, 12)
+    b = model.config.backbone  # the written config says what the VLM is (its own rope_theta, 1e5, kept)
+    assert (b.hidden_size, b.vision_hidden_size, b.rope_theta, b.fixed_rope_theta) == (64, 32, 1e5, 1e4)
 
 
 def test_the_key_table_refuses_unknown_and_missing_weights(

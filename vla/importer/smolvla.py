@@ -114,6 +114,7 @@ def translate_config(policy: LeRobotPolicy, vlm_config: dict[str, Any]) -> VLACo
         backbone=BackboneConfig(
             family="smolvlm",
             num_layers=layers if layers > 0 else None,
+            **_backbone_sizes(text, vision, vlm_config),
             freeze_vision=bool(c.get("freeze_vision_encoder", True)),
             freeze_language=bool(c.get("train_expert_only", True)),
             image_resize="smolvla",
@@ -142,3 +143,29 @@ def translate_config(policy: LeRobotPolicy, vlm_config: dict[str, Any]) -> VLACo
         prompt_format="task_newline",
         missing_cameras="mask",  # LeRobot drops a missing camera (or feeds it masked): same tokens seen
     )
+
+
+def _backbone_sizes(text: dict[str, Any], vision: dict[str, Any], vlm: dict[str, Any]) -> dict[str, Any]:
+    """The VLM's sizes in our fields, so the written config says what the weights are (the model itself is
+    rebuilt from the saved transformers config)."""
+    heads = int(text["num_attention_heads"])
+    return {
+        "hidden_size": int(text["hidden_size"]),
+        "layers": int(text["num_hidden_layers"]),
+        "heads": heads,
+        "kv_heads": int(text.get("num_key_value_heads", heads)),
+        "head_dim": int(text.get("head_dim") or int(text["hidden_size"]) // heads),
+        "intermediate_size": int(text["intermediate_size"]),
+        "vocab_size": int(text["vocab_size"]),
+        "rope_theta": float(
+            text.get("rope_theta") or (text.get("rope_parameters") or {}).get("rope_theta", 1e4)
+        ),
+        "max_position_embeddings": int(text.get("max_position_embeddings", 8192)),
+        "vision_hidden_size": int(vision["hidden_size"]),
+        "vision_layers": int(vision["num_hidden_layers"]),
+        "vision_heads": int(vision["num_attention_heads"]),
+        "vision_intermediate_size": int(vision["intermediate_size"]),
+        "patch_size": int(vision["patch_size"]),
+        "image_size": int(vision["image_size"]),
+        "pixel_shuffle": int(vlm.get("scale_factor", 2)),
+    }
