@@ -207,3 +207,19 @@ def test_a_hub_id_without_a_network_is_one_clear_error(
         import_policy("nobody/no_such_policy", tmp_path / "out")
     with pytest.raises(CheckpointImportError, match=r"source=\./missing: no such directory"):
         import_policy("./missing", tmp_path / "out")
+
+
+def test_camera_names_follow_the_rename_map_and_other_key_styles(
+    smolvla_source: tuple[Path, Any], tmp_path: Path
+) -> None:
+    edited = tmp_path / "edited"
+    shutil.copytree(smolvla_source[0], edited)
+    config = json.loads((edited / "config.json").read_text())
+    features = config["input_features"]
+    features["observation.image"] = features.pop("observation.images.top")  # a hub checkpoint's style
+    (edited / "config.json").write_text(json.dumps(config))
+    pre = edited / "policy_preprocessor.json"
+    renamed = '"rename_map": {"observation.images.cam_wrist": "observation.images.wrist"}'
+    pre.write_text(pre.read_text().replace('"rename_map": {}', renamed))
+    import_policy(edited, tmp_path / "out")
+    assert VLAModel.from_pretrained(tmp_path / "out").config.cameras == ["cam_wrist", "image"]

@@ -40,17 +40,19 @@ class LeRobotPolicy:
         return str(self.config.get("type"))
 
     def cameras(self) -> list[str]:
-        """The policy's cameras in its order, named as the robot/dataset sends them (rename_map undone)."""
+        """The policy's cameras in its order, named as the robot/dataset sends them (rename_map undone):
+        `observation.images.<name>` -> name; a key outside that namespace (`observation.image2`, as some
+        hub checkpoints have) -> its last part (`image2`), which the robot's camera is then to be called."""
         back = {v: k for k, v in self.rename_map.items()}
         names = []
         for key, feature in self.config.get("input_features", {}).items():
             if feature.get("type") == "VISUAL":
                 key = back.get(key, key)
-                if not key.startswith(IMAGE_PREFIX):
-                    raise CheckpointImportError(
-                        f"{self.path / CONFIG}: image feature {key!r} is not {IMAGE_PREFIX}*"
-                    )
-                names.append(key.removeprefix(IMAGE_PREFIX))
+                names.append(
+                    key.removeprefix(IMAGE_PREFIX) if key.startswith(IMAGE_PREFIX) else key.split(".")[-1]
+                )
+        if len(set(names)) != len(names):
+            raise CheckpointImportError(f"{self.path / CONFIG}: camera names {names} collide; rename them")
         return names
 
     def feature_dim(self, group: str, key: str) -> int:
