@@ -11,6 +11,9 @@ What each of their choices becomes here:
   task + "\n", the VLM's tokenizer             prompt_format = task_newline, its tokenizer
   state_proj over the padded state             state_proj over concat(state, mask), mask columns 0
   a camera missing from the batch: dropped     missing_cameras = mask
+
+Known, measured-small differences: LeRobot's normaliser divides by std + 1e-8 (ours by std, or 1 where
+std < 1e-6), a relative 1e-8/std; the attention kernels differ (fp32 rounding, ~1e-6 relative).
 """
 
 from __future__ import annotations
