@@ -223,3 +223,30 @@ def test_camera_names_follow_the_rename_map_and_other_key_styles(
     pre.write_text(pre.read_text().replace('"rename_map": {}', renamed))
     import_policy(edited, tmp_path / "out")
     assert VLAModel.from_pretrained(tmp_path / "out").config.cameras == ["cam_wrist", "image"]
+
+
+def test_pi05_prompts_equal_lerobots_processor_step() -> None:
+    from lerobot.lerobot_types import TransitionKey
+    from lerobot.policies.pi05.processor_pi05 import Pi05PrepareStateTokenizerProcessorStep
+    from lerobot.processor.converters import create_transition
+
+    from vla.model.tokenizer import digitize_state, pi05_prompt
+
+    edges = torch.linspace(-1, 1, 257)[:-1]
+    state = torch.cat(  # beyond both ends, exactly on bin edges, just below them, random inside
+        [
+            torch.tensor([[-1.5, -1.0, 1.0, 1.7, 0.0, -0.0]]),
+            edges[None, 100:106],
+            (edges - 1e-6)[None, 40:46],
+            torch.rand(3, 6, generator=torch.Generator().manual_seed(0)) * 2 - 1,
+        ]
+    )
+    tasks = [" pick_up the cube\n", "push", "a\nb", "x", "stack", "place_it "]
+    step = Pi05PrepareStateTokenizerProcessorStep(max_state_dim=8)
+    out = step(
+        create_transition(observation={"observation.state": state}, complementary_data={"task": tasks})
+    )
+    theirs = out[TransitionKey.COMPLEMENTARY_DATA]["task"]
+    ours = [pi05_prompt(t, w) for t, w in zip(tasks, digitize_state(state, 256), strict=True)]
+    assert ours == theirs
+    assert theirs[0].startswith("Task: pick up the cube, State: -1 0 255 255 128 128;\nAction: ")

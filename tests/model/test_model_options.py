@@ -190,3 +190,20 @@ def _masked(model: VLAModel, batch: dict) -> object:
     inputs.image_valid = inputs.image_valid.clone()
     inputs.image_valid[:, 1] = False
     return inputs
+
+
+def test_pi05_prompt_format_writes_the_digitized_state_into_the_prompt() -> None:
+    from vla.model.tokenizer import digitize_state, pi05_prompt
+
+    model = _model("state_mode=discrete", "prompt_format=pi05", "max_text_tokens=24")
+    batch = toy_batch(model.config, with_action=False)
+    inputs = model.prepare_inputs(batch)
+    words = digitize_state(model.normalizer.normalize_state(batch["observation.state"]), 256)
+    for i, task in enumerate(batch["task"]):
+        want = model.text_tokenizer.encode_prompts([task], [words[i]], 24, "pi05")
+        assert inputs.text_ids[i].tolist() == want[0][0].tolist()
+        assert pi05_prompt(task, words[i]).endswith(";\nAction: ")
+    bos = _model("state_mode=discrete", "max_text_tokens=24").prepare_inputs(batch)
+    assert not torch.equal(bos.text_ids, inputs.text_ids)
+    with pytest.raises(ModelConfigError, match="prompt_format"):
+        small_config("prompt_format=pi05")  # continuous state: nothing to write into the prompt

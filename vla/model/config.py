@@ -17,7 +17,7 @@ STATE_MODES = ("continuous", "discrete")
 HEADS = ("flow", "fast")
 NORMALIZATIONS = ("mean_std", "quantile")
 IMAGE_RESIZES = ("default", "smolvla", "pi0")
-PROMPT_FORMATS = ("bos_task", "task_newline")
+PROMPT_FORMATS = ("bos_task", "task_newline", "pi05")
 MISSING_CAMERAS = ("error", "mask")
 
 
@@ -118,8 +118,9 @@ class VLAConfig:
     # backbone is most of a step's compute, so more draws cost little and lower the loss's variance.
     flow_samples: int = 1
     causal_actions: bool = False  # action tokens attend causally among themselves (SmolVLA), not all-to-all
-    # Prompt text: bos_task ([BOS] + task, underscores as spaces) | task_newline (task + "\n" with the
-    # tokenizer's own special tokens, as LeRobot builds π0's and SmolVLA's prompts).
+    # Prompt text: bos_task ([BOS] + task, underscores as spaces; with a discrete state, its bins) |
+    # task_newline (task + "\n" with the tokenizer's own special tokens, as LeRobot builds π0's and
+    # SmolVLA's prompts) | pi05 ("Task: …, State: …;\nAction: " with np.digitize bins, as LeRobot's π0.5).
     prompt_format: str = "bos_task"
     # A configured camera absent from a batch / robot: error | mask (its tokens masked out, a warning
     # once; as LeRobot feeds missing cameras). At least one camera must be there.
@@ -162,9 +163,10 @@ class VLAConfig:
                 self.prompt_format,
             ),
             (
-                self.prompt_format == "bos_task" or self.state_mode == "continuous",
+                self.prompt_format == "bos_task"
+                or (self.prompt_format == "pi05") == (self.state_mode == "discrete"),
                 "prompt_format",
-                "bos_task with state_mode=discrete (task_newline has no state text)",
+                "pi05 or bos_task with state_mode=discrete, task_newline or bos_task with continuous",
                 self.prompt_format,
             ),
             (

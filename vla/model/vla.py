@@ -38,7 +38,7 @@ from vla.model.fast_head import FastActionHead
 from vla.model.flow import FlowMatchingHead, RTCGuidance
 from vla.model.normalize import Normalizer
 from vla.model.prefix import StateProjection, embed_prefix, encode_prefix
-from vla.model.tokenizer import TextTokenizer, discretize_state
+from vla.model.tokenizer import TextTokenizer, digitize_state, discretize_state
 
 logger = logging.getLogger(__name__)
 
@@ -159,7 +159,10 @@ class VLAModel(nn.Module):
         state[:, :s] = self.normalizer.normalize_state(raw_state)
         state_mask = torch.zeros((b, cfg.max_state_dim), dtype=torch.bool, device=device)
         state_mask[:, :s] = True
-        words = discretize_state(state[:, :s], cfg.state_bins) if cfg.state_mode == "discrete" else None
+        words = None
+        if cfg.state_mode == "discrete":
+            binned = digitize_state if cfg.prompt_format == "pi05" else discretize_state
+            words = binned(state[:, :s], cfg.state_bins)
         ids, valid = self.text_tokenizer.encode_prompts(tasks, words, cfg.max_text_tokens, cfg.prompt_format)
         inputs = ModelInputs(
             images, ids.to(device), valid.to(device), state, state_mask, image_valid=image_valid
