@@ -13,6 +13,7 @@ The guided (RTC) call differentiates through the model, so it stays eager.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,8 @@ import torch
 
 from vla.errors import VLAError
 from vla.robot import IMAGE_PREFIX, STATE
+
+logger = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -124,6 +127,11 @@ class VLAPolicy:
             key = IMAGE_PREFIX + cam
             if key not in obs_features:
                 have = [k for k in obs_features if k.startswith(IMAGE_PREFIX)]
+                if cfg.missing_cameras == "mask" and any(
+                    IMAGE_PREFIX + c in obs_features for c in self.cameras
+                ):
+                    logger.warning("the checkpoint expects camera %s, the robot lacks it: masked out", key)
+                    continue
                 raise VLAError(f"the checkpoint needs camera {key}; the robot has {have}")
             h, w = obs_features[key]["shape"][:2]
             if cfg.image_size is not None and [h, w] != list(cfg.image_size):
@@ -146,6 +154,8 @@ class VLAPolicy:
         state = self._to_device(STATE, np.asarray(observation[STATE], dtype=np.float32))
         batch[STATE] = state[None].float()  # [1, S]
         for cam in self.cameras:
+            if IMAGE_PREFIX + cam not in observation:  # model.missing_cameras=mask (checked at load)
+                continue
             frame = self._to_device(cam, np.asarray(observation[IMAGE_PREFIX + cam]))  # [H, W, 3] uint8
             batch[IMAGE_PREFIX + cam] = frame.permute(2, 0, 1)[None].float() / 255.0  # [1, 3, H, W]
         return batch

@@ -152,6 +152,57 @@ class AttentionProbe:
     maps: list[torch.Tensor]
 
 
+@dataclass
+class _LayerPlan:
+    """Masks and RoPE for one pattern of joint / cross-attention layers (see `joint_forward`)."""
+
+    joint: list[int]  # segments that attend jointly (their keys/values are shared)
+    cross: list[int]  # segments that cross-attend to the joint segments' (and cached) keys/values
+    mask: torch.Tensor | None  # [B, 1, Q_joint, K]
+    rope: tuple[torch.Tensor, torch.Tensor] | None  # cos, sin [B, 1, Q_joint, hd]
+    cross_masks: dict[int, torch.Tensor]  # segment -> [B, 1, T_j, K]
+    cross_rope: dict[int, tuple[torch.Tensor, torch.Tensor]]  # segment -> cos, sin [B, 1, T_j, hd]
+
+
+def _rope(
+    spec: AttentionSpec, reference: torch.Tensor, positions: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    cos, sin = spec.rope(reference, positions)  # each [B, T, hd]
+    return cos[:, None], sin[:, None]  # [B, 1, T, hd]
+
+
+def _plan_layer(
+    cross: tuple[bool, ...],
+    layout: TokenLayout,
+    parts: list[TokenLayout],
+    past: KVCache | None,
+    spec: AttentionSpec,
+    reference: torch.Tensor,
+) -> _LayerPlan:
+    joint = [j for j, c in enumerate(cross) if not c]
+    crossing = [j for j, c in enumerate(cross) if c]
+    query = layout if not crossing else (TokenLayout.cat([parts[j] for j in joint]) if joint else None)
+    keys = [x for x in (past.layout if past is not None else None, query) if x is not None]
+    if not keys:
+        raise ValueError("a cross-attention layer needs keys/values: a joint segment or a cache")
+    key_layout = TokenLayout.cat(keys) if len(keys) > 1 else keys[0]
+    plan = _LayerPlan(joint, crossing, None, None, {}, {})
+    if query is not None:
+        plan.mask = block_mask(query, key_layout)
+        plan.rope = _rope(spec, reference, query.position)
+    for j in crossing:
+        plan.cross_masks[j] = block_mask(parts[j], key_layout)
+        start = parts[j].position.min(dim=1, keepdim=True).values
+        plan.cross_rope[j] = _rope(spec, reference, parts[j].position - start)  # queries from position 0
+    return plan
+
+
+def _project_heads(linear: nn.Module, x: torch.Tensor, head_dim: int) -> torch.Tensor:
+    """x [B, T, D] -> [B, heads, T, hd]."""
+    b, t, _ = x.shape
+    return linear(x).view(b, t, -1, head_dim).transpose(1, 2)
+
+
 def joint_forward(
     segments: Sequence[Segment],
     layout: TokenLayout,
@@ -164,52 +215,87 @@ def joint_forward(
 
     Returns each segment's last hidden state (before any final norm) and, with keep_cache, a KVCache
     covering past + these tokens. With `probe`, the probed queries' attention maps are recorded too.
+
+    A layer with `cross = True` (expert.self_attn_every) cross-attends instead: its queries (RoPE
+    positions counted from 0 within the segment) attend only to the keys/values of the joint segments and
+    the cache at that layer, projected through its own k_proj/v_proj (keys after RoPE, as cached); its
+    own tokens add no keys. Such layers cannot keep a cache or be probed.
     """
     head_dim = spec.head_dim
     lengths = [s.hidden.shape[1] for s in segments]
     if sum(lengths) != len(layout):
         raise ValueError(f"layout covers {len(layout)} tokens, segments have {sum(lengths)}")
     num_layers = len(segments[0].layers)
+    starts = [sum(lengths[:j]) for j in range(len(segments))]
+    parts = [
+        TokenLayout(layout.valid[:, a : a + n], layout.block[:, a : a + n], layout.position[:, a : a + n])
+        for a, n in zip(starts, lengths, strict=True)
+    ]
     key_layout = TokenLayout.cat([past.layout, layout]) if past is not None else layout
-    mask = block_mask(layout, key_layout)  # [B, 1, Q, K]
-    cos, sin = spec.rope(segments[0].hidden, layout.position)  # each [B, T, hd]
-    cos, sin = cos[:, None], sin[:, None]  # [B, 1, T, hd]
+    plans: dict[tuple[bool, ...], _LayerPlan] = {}
     hidden = [s.hidden for s in segments]
     new_keys: list[torch.Tensor] = []
     new_values: list[torch.Tensor] = []
+    scale = head_dim**-0.5
     for i in range(num_layers):
-        queries, keys, values, gates = [], [], [], []
-        for seg, h in zip(segments, hidden, strict=True):
-            layer: Any = seg.layers[i]
+        pattern = tuple(bool(getattr(seg.layers[i], "cross", False)) for seg in segments)
+        if pattern not in plans:
+            if any(pattern) and (keep_cache or probe is not None):
+                raise ValueError("cross-attention layers cannot keep a cache or be probed")
+            plans[pattern] = _plan_layer(pattern, layout, parts, past, spec, segments[0].hidden)
+        plan = plans[pattern]
+        layers: list[Any] = [seg.layers[i] for seg in segments]
+        normed, gates = [], []
+        for seg, layer, h in zip(segments, layers, hidden, strict=True):
             x, gate = _norm(layer.input_layernorm, h, seg.cond)
-            b, t, _ = x.shape
-            attn = layer.self_attn
-            queries.append(attn.q_proj(x).view(b, t, -1, head_dim).transpose(1, 2))  # [B, H, t, hd]
-            keys.append(attn.k_proj(x).view(b, t, -1, head_dim).transpose(1, 2))  # [B, KV, t, hd]
-            values.append(attn.v_proj(x).view(b, t, -1, head_dim).transpose(1, 2))
+            normed.append(x)
             gates.append(gate)
-        q = torch.cat(queries, dim=2)  # [B, H, T, hd]
-        k = torch.cat(keys, dim=2)  # [B, KV, T, hd]
-        v = torch.cat(values, dim=2)
-        q, k = _rotate(q, cos.to(q.dtype), sin.to(q.dtype)), _rotate(k, cos.to(k.dtype), sin.to(k.dtype))
-        if past is not None:
-            k = torch.cat([past.keys[i], k], dim=2)  # [B, KV, P + T, hd]
-            v = torch.cat([past.values[i], v], dim=2)
-        if keep_cache:
-            new_keys.append(k)
-            new_values.append(v)
-        if probe is not None:
-            rows = torch.arange(q.shape[0], device=q.device)
-            picked = q[rows, :, probe.position]  # [B, H, hd]
-            expanded = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)  # [B, H, K, hd]
-            scores = torch.einsum("bhd,bhkd->bhk", picked, expanded).float() * head_dim**-0.5
-            allowed = mask[rows, 0, probe.position][:, None, :]  # [B, 1, K]
-            probe.maps.append(scores.masked_fill(~allowed, float("-inf")).softmax(-1))
-        out = attend(q, k, v, mask, head_dim**-0.5, spec.attention)  # [B, H, T, hd]
-        out = out.transpose(1, 2).flatten(2)  # [B, T, H*hd]
-        for j, chunk in enumerate(out.split(lengths, dim=1)):
-            seg = segments[j]
-            layer = seg.layers[i]
+        outs: list[torch.Tensor | None] = [None] * len(segments)
+        if plan.joint:
+            assert plan.mask is not None and plan.rope is not None
+            attns = [(layers[j].self_attn, normed[j]) for j in plan.joint]
+            q = torch.cat([_project_heads(a.q_proj, x, head_dim) for a, x in attns], dim=2)  # [B, H, T, hd]
+            k = torch.cat([_project_heads(a.k_proj, x, head_dim) for a, x in attns], dim=2)  # [B, KV, T, hd]
+            v = torch.cat([_project_heads(a.v_proj, x, head_dim) for a, x in attns], dim=2)
+            cos, sin = plan.rope  # q [B, H, T, hd], k/v [B, KV, T, hd]
+            q, k = _rotate(q, cos.to(q.dtype), sin.to(q.dtype)), _rotate(k, cos.to(k.dtype), sin.to(k.dtype))
+            if past is not None:
+                k = torch.cat([past.keys[i], k], dim=2)  # [B, KV, P + T, hd]
+                v = torch.cat([past.values[i], v], dim=2)
+            if keep_cache:
+                new_keys.append(k)
+                new_values.append(v)
+            if probe is not None:
+                rows = torch.arange(q.shape[0], device=q.device)
+                picked = q[rows, :, probe.position]  # [B, H, hd]
+                expanded = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)  # [B, H, K, hd]
+                scores = torch.einsum("bhd,bhkd->bhk", picked, expanded).float() * scale
+                allowed = plan.mask[rows, 0, probe.position][:, None, :]  # [B, 1, K]
+                probe.maps.append(scores.masked_fill(~allowed, float("-inf")).softmax(-1))
+            out = attend(q, k, v, plan.mask, scale, spec.attention)  # [B, H, T, hd]
+            out = out.transpose(1, 2).flatten(2)  # [B, T, H*hd]
+            for j, chunk in zip(plan.joint, out.split([lengths[j] for j in plan.joint], dim=1), strict=True):
+                outs[j] = chunk
+        else:
+            assert past is not None  # _plan_layer checked
+            k, v = past.keys[i], past.values[i]
+        for j in plan.cross:
+            attn = layers[j].self_attn
+            cos, sin = plan.cross_rope[j]
+            q = _rotate(
+                _project_heads(attn.q_proj, normed[j], head_dim),
+                cos.to(normed[j].dtype),
+                sin.to(normed[j].dtype),
+            )
+            source_k = k.transpose(1, 2).flatten(2).to(normed[j].dtype)  # [B, K, KV*hd], keys after RoPE
+            source_v = v.transpose(1, 2).flatten(2).to(normed[j].dtype)
+            ck = _project_heads(attn.k_proj, source_k, head_dim)  # [B, KV, K, hd]
+            cv = _project_heads(attn.v_proj, source_v, head_dim)
+            out = attend(q, ck, cv, plan.cross_masks[j], scale, spec.attention)  # [B, H, T_j, hd]
+            outs[j] = out.transpose(1, 2).flatten(2)  # [B, T_j, H*hd]
+        for j, (seg, layer) in enumerate(zip(segments, layers, strict=True)):
+            chunk = outs[j]
+            assert chunk is not None
             branch = layer.self_attn.o_proj(chunk)
             h = hidden[j] + (branch if gates[j] is None else branch * gates[j])
             x, gate = _norm(layer.post_attention_layernorm, h, seg.cond)

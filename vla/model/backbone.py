@@ -119,7 +119,16 @@ _FAMILY_OF = {"smolvlm": "smolvlm", "idefics3": "smolvlm", "paligemma": "paligem
 class Backbone(nn.Module):
     """The VLM parts the VLA uses. Build with `Backbone.create`."""
 
-    def __init__(self, hf_model: Any, family: str, image_pooling: int = 1) -> None:
+    def __init__(
+        self,
+        hf_model: Any,
+        family: str,
+        image_pooling: int = 1,
+        *,
+        image_resize: str = "default",
+        embed_scale: bool = False,
+        fixed_rope_theta: float | None = None,
+    ) -> None:
         super().__init__()
         config = hf_model.config
         text_config = config.text_config
@@ -146,6 +155,8 @@ class Backbone(nn.Module):
 
         self.image_size = int(config.vision_config.image_size)
         self.image_pooling = image_pooling
+        self.image_resize = image_resize
+        self.fixed_rope_theta = fixed_rope_theta
         grid = math.isqrt(tokens)
         if grid * grid != tokens or grid % image_pooling:
             raise ModelConfigError(
@@ -153,6 +164,7 @@ class Backbone(nn.Module):
             )
         self.tokens_per_image = tokens // image_pooling**2
         self.hidden_size = int(text_config.hidden_size)
+        self.embed_multiplier = math.sqrt(self.hidden_size) if embed_scale else 1.0
         self.num_heads = int(text_config.num_attention_heads)
         self.num_kv_heads = int(text_config.num_key_value_heads)
         self.head_dim = int(getattr(text_config, "head_dim", None) or self.hidden_size // self.num_heads)
@@ -168,7 +180,14 @@ class Backbone(nn.Module):
     @classmethod
     def create(cls, cfg: BackboneConfig, hf_config: dict[str, Any] | None = None) -> Backbone:
         """From pretrained weights (`cfg.pretrained`), a saved HF config dict, or our size fields."""
-        backbone = cls(build_hf_model(cfg, hf_config), cfg.family, cfg.image_pooling)
+        backbone = cls(
+            build_hf_model(cfg, hf_config),
+            cfg.family,
+            cfg.image_pooling,
+            image_resize=cfg.image_resize,
+            embed_scale=cfg.embed_scale,
+            fixed_rope_theta=cfg.fixed_rope_theta,
+        )
         if cfg.freeze_vision:
             backbone.vision.requires_grad_(False)
         if cfg.freeze_language:
@@ -214,7 +233,7 @@ class Backbone(nn.Module):
     def vision_features(self, pixels: torch.Tensor) -> torch.Tensor:
         """pixels [N, 3, H, W] in [0, 1] -> the vision tower's patch features [N, patches, Dv] (row-major
         patch grid of the image resized with padding to image_size)."""
-        x = resize_with_pad(pixels, self.image_size)  # [N, 3, S, S]
+        x = resize_with_pad(pixels, self.image_size, self.image_resize)  # [N, 3, S, S]
         x = x.to(self.embed_tokens.weight.dtype) * 2.0 - 1.0  # SigLIP: mean 0.5, std 0.5
         return self._vision_features(x)
 
@@ -227,6 +246,8 @@ class Backbone(nn.Module):
             tokens = tokens.transpose(1, 2).reshape(n, d, grid, grid)  # [N, D, g, g]
             tokens = F.avg_pool2d(tokens, self.image_pooling)  # [N, D, g/p, g/p]
             tokens = tokens.flatten(2).transpose(1, 2)  # [N, T/p², D]
+        if self.embed_multiplier != 1.0:
+            tokens = tokens * self.embed_multiplier
         return tokens
 
     def embed_images(self, pixels: torch.Tensor) -> torch.Tensor:
@@ -248,7 +269,8 @@ class Backbone(nn.Module):
 
     def embed_text(self, ids: torch.Tensor) -> torch.Tensor:
         """ids [B, L] -> [B, L, hidden]."""
-        return self.embed_tokens(ids)
+        tokens = self.embed_tokens(ids)
+        return tokens * self.embed_multiplier if self.embed_multiplier != 1.0 else tokens
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Final-normed hidden [..., D] -> logits [..., vocab]."""
@@ -258,15 +280,37 @@ class Backbone(nn.Module):
 
     def rope(self, reference: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """positions [B, T] -> (cos, sin) each [B, T, head_dim] in reference's dtype."""
-        cos, sin = self.rotary(reference, positions)
-        return cos, sin
+        if self.fixed_rope_theta is None:
+            cos, sin = self.rotary(reference, positions)
+            return cos, sin
+        half = self.head_dim // 2
+        exponent = (2.0 / self.head_dim) * torch.arange(half, dtype=torch.float32, device=positions.device)
+        wavelength = self.fixed_rope_theta**exponent  # [hd/2]
+        angle = positions[..., None].float() / wavelength  # [B, T, hd/2]
+        angle = torch.cat([angle, angle], dim=-1)  # [B, T, hd]: rotate-half pairs i with i + hd/2
+        return angle.cos().to(reference.dtype), angle.sin().to(reference.dtype)
 
 
-def resize_with_pad(pixels: torch.Tensor, size: int) -> torch.Tensor:
-    """[N, 3, H, W] -> [N, 3, size, size]: keep the aspect ratio, pad the short side (bottom/right) with 0."""
+def resize_with_pad(pixels: torch.Tensor, size: int, mode: str = "default") -> torch.Tensor:
+    """[N, 3, H, W] -> [N, 3, size, size]: keep the aspect ratio, pad the short side with 0.
+
+    default: rounded size, antialiased when shrinking, padded bottom/right. smolvla / pi0 (as LeRobot
+    resizes for those families): the size floored from the ratio of the longer side, plain bilinear,
+    padded top/left (smolvla) or centred (pi0, which also clamps to [0, 1])."""
     h, w = pixels.shape[-2:]
     if h == size and w == size:
         return pixels
+    if mode in ("smolvla", "pi0"):
+        ratio = max(w / size, h / size)
+        new_h, new_w = int(h / ratio), int(w / ratio)
+        x = F.interpolate(pixels, size=(new_h, new_w), mode="bilinear", align_corners=False)
+        pad_h, pad_w = size - new_h, size - new_w
+        if mode == "smolvla":
+            return F.pad(x, (pad_w, 0, pad_h, 0))
+        top, left = pad_h // 2, pad_w // 2
+        return F.pad(x.clamp(0.0, 1.0), (left, pad_w - left, top, pad_h - top))
+    if mode != "default":
+        raise ModelConfigError(f"model.backbone.image_resize={mode!r}: one of default, smolvla, pi0")
     scale = size / max(h, w)
     new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
     x = F.interpolate(pixels, size=(new_h, new_w), mode="bilinear", align_corners=False, antialias=scale < 1)

@@ -44,6 +44,7 @@ class ModelInputs:
     actions: torch.Tensor | None = None  # [B, chunk, max_action_dim] normalised, zero-padded
     action_dim_mask: torch.Tensor | None = None  # [B, max_action_dim] bool
     action_is_pad: torch.Tensor | None = None  # [B, chunk] bool
+    image_valid: torch.Tensor | None = None  # [B, N_cam] bool, False: a missing camera (None: all there)
 
     @property
     def batch_size(self) -> int:
@@ -73,11 +74,14 @@ def validate_batch(batch: dict[str, Any], cfg: VLAConfig, training: bool) -> lis
         )
     if state.is_floating_point() and not bool(torch.isfinite(state).all()):
         raise BatchError(f"{STATE}: contains NaN or inf")
+    present = [cam for cam in cfg.cameras if IMAGE_PREFIX + cam in batch]
     for cam in cfg.cameras:
         key = IMAGE_PREFIX + cam
         if key not in batch:
-            present = sorted(k for k in batch if k.startswith(IMAGE_PREFIX))
-            raise BatchError(f"{key}: missing camera (model.cameras={cfg.cameras}, batch has {present})")
+            if cfg.missing_cameras == "mask" and present:
+                continue
+            have = sorted(k for k in batch if k.startswith(IMAGE_PREFIX))
+            raise BatchError(f"{key}: missing camera (model.cameras={cfg.cameras}, batch has {have})")
         image = _tensor(batch, key, 4, "[B, 3, H, W] float in [0, 1]")
         if not image.is_floating_point():
             raise BatchError(f"{key}: expected float pixels in [0, 1], got {image.dtype}")

@@ -16,6 +16,9 @@ FAMILIES = ("smolvlm", "paligemma")
 STATE_MODES = ("continuous", "discrete")
 HEADS = ("flow", "fast")
 NORMALIZATIONS = ("mean_std", "quantile")
+IMAGE_RESIZES = ("default", "smolvla", "pi0")
+PROMPT_FORMATS = ("bos_task", "task_newline", "pi05")
+MISSING_CAMERAS = ("error", "mask")
 
 
 class ModelConfigError(VLAError, ValueError):
@@ -55,6 +58,14 @@ class BackboneConfig:
     image_size: int = 64  # the backbone's square input resolution
     pixel_shuffle: int = 2  # smolvlm connector's scale factor (tokens / factor**2)
     image_pooling: int = 1  # extra average pooling of the image-token grid (any family)
+    # How a camera image becomes the square input (backbone.resize_with_pad): default (rounded size,
+    # antialiased when shrinking, padded bottom/right) | smolvla (floor size, no antialias, padded
+    # top/left) | pi0 (floor size, no antialias, centred pad). The imports pick their family's.
+    image_resize: str = "default"
+    embed_scale: bool = False  # image and text embeddings times sqrt(hidden_size) (SmolVLA)
+    # RoPE in the VLA's attention at this fixed θ, whatever the backbone's config says (SmolVLA uses
+    # 1e4 on SmolVLM2, whose own config says 1e5); null: the backbone's own rotary embedding.
+    fixed_rope_theta: float | None = None
 
 
 @dataclass
@@ -66,6 +77,12 @@ class ExpertConfig:
     layers: int | None = None  # default: the backbone's (kept) layer count; must match it
     intermediate_size: int | None = None  # default: 8/3 * width rounded up to a multiple of 256 (SmolVLA)
     adarms: bool = False  # π0.5 adaptive RMSNorm time conditioning instead of the action-time MLP
+    # Layers whose index is a multiple of this attend jointly with the backbone (self-attention over
+    # prefix + actions); the others cross-attend: queries from the expert, keys/values the prefix's
+    # (post-RoPE keys, values) through the expert's own k/v projections, query positions from 0.
+    # 1: every layer joint (π0); 2: SmolVLA; 0: every layer cross-attends.
+    self_attn_every: int = 1
+    llama_norm: bool = False  # RMSNorm weights multiply directly (x·w, Llama/SmolVLA), not x·(1+w) (Gemma)
 
 
 @dataclass
@@ -100,6 +117,14 @@ class VLAConfig:
     # `flow_samples` (noise, time) draws of the action chunk (Octo's repeated diffusion steps). The
     # backbone is most of a step's compute, so more draws cost little and lower the loss's variance.
     flow_samples: int = 1
+    causal_actions: bool = False  # action tokens attend causally among themselves (SmolVLA), not all-to-all
+    # Prompt text: bos_task ([BOS] + task, underscores as spaces; with a discrete state, its bins) |
+    # task_newline (task + "\n" with the tokenizer's own special tokens, as LeRobot builds π0's and
+    # SmolVLA's prompts) | pi05 ("Task: …, State: …;\nAction: " with np.digitize bins, as LeRobot's π0.5).
+    prompt_format: str = "bos_task"
+    # A configured camera absent from a batch / robot: error | mask (its tokens masked out, a warning
+    # once; as LeRobot feeds missing cameras). At least one camera must be there.
+    missing_cameras: str = "error"
     fast_vocab_size: int = 1024
     fast_scale: float = 10.0
     fast_max_tokens: int = 256
@@ -109,7 +134,7 @@ class VLAConfig:
     def validate(self) -> None:
         """Raise ModelConfigError naming the bad field."""
         b = self.backbone
-        checks = [
+        checks: list[tuple[bool, str, str, Any]] = [
             (b.family in FAMILIES, "backbone.family", f"one of {FAMILIES}", b.family),
             (self.state_mode in STATE_MODES, "state_mode", f"one of {STATE_MODES}", self.state_mode),
             (self.head in HEADS, "head", f"one of {HEADS}", self.head),
@@ -118,6 +143,44 @@ class VLAConfig:
                 "normalization",
                 f"one of {NORMALIZATIONS}",
                 self.normalization,
+            ),
+            (
+                b.image_resize in IMAGE_RESIZES,
+                "backbone.image_resize",
+                f"one of {IMAGE_RESIZES}",
+                b.image_resize,
+            ),
+            (
+                b.fixed_rope_theta is None or b.fixed_rope_theta > 0,
+                "backbone.fixed_rope_theta",
+                "> 0 or null",
+                b.fixed_rope_theta,
+            ),
+            (
+                self.prompt_format in PROMPT_FORMATS,
+                "prompt_format",
+                f"one of {PROMPT_FORMATS}",
+                self.prompt_format,
+            ),
+            (
+                self.prompt_format == "bos_task"
+                or (self.prompt_format == "pi05") == (self.state_mode == "discrete"),
+                "prompt_format",
+                "pi05 or bos_task with state_mode=discrete, task_newline or bos_task with continuous",
+                self.prompt_format,
+            ),
+            (
+                self.missing_cameras in MISSING_CAMERAS,
+                "missing_cameras",
+                f"one of {MISSING_CAMERAS}",
+                self.missing_cameras,
+            ),
+            (self.expert.self_attn_every >= 0, "expert.self_attn_every", ">= 0", self.expert.self_attn_every),
+            (
+                not (self.expert.llama_norm and self.expert.adarms),
+                "expert.llama_norm",
+                "false with expert.adarms (adaptive norms carry their own scale)",
+                self.expert.llama_norm,
             ),
             (1 <= len(self.cameras) <= 3, "cameras", "1 to 3 camera names", self.cameras),
             (len(set(self.cameras)) == len(self.cameras), "cameras", "distinct names", self.cameras),

@@ -22,18 +22,20 @@ from vla.model.config import ExpertConfig, ModelConfigError, expert_intermediate
 
 
 class RMSNorm(nn.Module):
-    """x / rms(x) * (1 + w); w starts at zero. Returns (normed, None) to share AdaRMSNorm's signature."""
+    """x / rms(x) * (1 + w) with w starting at zero (Gemma), or with `plain` x / rms(x) * w with w
+    starting at one (Llama). Returns (normed, None) to share AdaRMSNorm's signature."""
 
-    def __init__(self, dim: int, eps: float) -> None:
+    def __init__(self, dim: int, eps: float, plain: bool = False) -> None:
         super().__init__()
-        self.weight = nn.Parameter(torch.zeros(dim))
+        self.weight = nn.Parameter(torch.ones(dim) if plain else torch.zeros(dim))
         self.eps = eps
+        self.plain = plain
 
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
         return F.rms_norm(x.float(), (x.shape[-1],), eps=self.eps).to(x.dtype)  # fused where available
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> tuple[torch.Tensor, None]:
-        return self.normalise(x) * (1.0 + self.weight), None
+        return self.normalise(x) * (self.weight if self.plain else 1.0 + self.weight), None
 
 
 class AdaRMSNorm(RMSNorm):
@@ -53,11 +55,15 @@ class AdaRMSNorm(RMSNorm):
 
 
 class ExpertAttention(nn.Module):
-    def __init__(self, width: int, heads: int, kv_heads: int, head_dim: int) -> None:
+    """Projections of one expert layer. A cross-attention layer's k/v project the backbone's keys and
+    values ([.., kv_heads * head_dim]) instead of the expert's own hidden states."""
+
+    def __init__(self, width: int, heads: int, kv_heads: int, head_dim: int, cross: bool = False) -> None:
         super().__init__()
+        kv_in = kv_heads * head_dim if cross else width
         self.q_proj = nn.Linear(width, heads * head_dim, bias=False)
-        self.k_proj = nn.Linear(width, kv_heads * head_dim, bias=False)
-        self.v_proj = nn.Linear(width, kv_heads * head_dim, bias=False)
+        self.k_proj = nn.Linear(kv_in, kv_heads * head_dim, bias=False)
+        self.v_proj = nn.Linear(kv_in, kv_heads * head_dim, bias=False)
         self.o_proj = nn.Linear(heads * head_dim, width, bias=False)
 
 
@@ -86,11 +92,16 @@ class ExpertLayer(nn.Module):
         activation: str,
         eps: float,
         adarms: bool,
+        cross: bool = False,
+        llama_norm: bool = False,
     ) -> None:
         super().__init__()
-        norm = (lambda: AdaRMSNorm(width, eps, width)) if adarms else (lambda: RMSNorm(width, eps))
+        norm = (
+            (lambda: AdaRMSNorm(width, eps, width)) if adarms else (lambda: RMSNorm(width, eps, llama_norm))
+        )
+        self.cross = cross  # read by attention.joint_forward
         self.input_layernorm = norm()
-        self.self_attn = ExpertAttention(width, heads, kv_heads, head_dim)
+        self.self_attn = ExpertAttention(width, heads, kv_heads, head_dim, cross)
         self.post_attention_layernorm = norm()
         self.mlp = GatedMLP(width, hidden, activation)
 
@@ -138,13 +149,25 @@ class ActionExpert(nn.Module):
         self.width = width
         self.adarms = cfg.adarms
         self.min_period, self.max_period = min_period, max_period
+        every = cfg.self_attn_every
         self.layers = nn.ModuleList(
             [
-                ExpertLayer(width, hidden, heads, kv_heads, head_dim, activation, eps, cfg.adarms)
-                for _ in range(layers)
+                ExpertLayer(
+                    width,
+                    hidden,
+                    heads,
+                    kv_heads,
+                    head_dim,
+                    activation,
+                    eps,
+                    cfg.adarms,
+                    cross=every == 0 or i % every != 0,
+                    llama_norm=cfg.llama_norm,
+                )
+                for i in range(layers)
             ]
         )
-        self.norm = AdaRMSNorm(width, eps, width) if cfg.adarms else RMSNorm(width, eps)
+        self.norm = AdaRMSNorm(width, eps, width) if cfg.adarms else RMSNorm(width, eps, cfg.llama_norm)
         self.action_in = nn.Linear(max_action_dim, width)
         self.action_out = nn.Linear(width, max_action_dim)
         if cfg.adarms:  # time -> conditioning vector for every adaptive norm

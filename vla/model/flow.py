@@ -56,6 +56,7 @@ class FlowMatchingHead(nn.Module):
         self.time_min = cfg.time_min
         self.rtc_max_delay = cfg.rtc_max_delay
         self.samples = cfg.flow_samples
+        self.causal = cfg.causal_actions
 
     # ------------------------------------------------------------------ the denoising step
 
@@ -71,7 +72,7 @@ class FlowMatchingHead(nn.Module):
         """x_t [B, H, A], t [B] or [B, H] -> predicted velocity [B, H, A] (float32). Give `prefix` or `cache`."""
         tokens, cond = self.expert.embed_actions(x_t, t)  # [B, H, W]
         valid = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
-        layout = suffix_layout(prefix_layout, valid, causal=False)
+        layout = suffix_layout(prefix_layout, valid, causal=self.causal)
         action_seg = Segment(tokens, self.expert.layers, cond)
         if cache is not None:
             (hidden,), _ = joint_forward([action_seg], layout, backbone, past=cache)

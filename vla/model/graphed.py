@@ -23,7 +23,7 @@ from vla.model.batch import ModelInputs
 from vla.model.config import ModelConfigError
 from vla.model.vla import VLAModel
 
-_INPUT_FIELDS = ("images", "text_ids", "text_valid", "state", "state_mask")
+_INPUT_FIELDS = ("images", "text_ids", "text_valid", "state", "state_mask", "image_valid")
 
 
 class GraphedSampler:
@@ -41,7 +41,9 @@ class GraphedSampler:
         self.model = model
         self.device = example.images.device
         cfg = model.config
-        self._static = ModelInputs(**{f: getattr(example, f).clone() for f in _INPUT_FIELDS})
+        self._static = ModelInputs(
+            **{f: getattr(example, f).clone() for f in _INPUT_FIELDS if getattr(example, f) is not None}
+        )
         shape = (example.batch_size, cfg.chunk_size, cfg.max_action_dim)
         self._noise = torch.zeros(shape, device=self.device)
         if compile:
@@ -69,6 +71,10 @@ class GraphedSampler:
             return self.model.sample_from_inputs(inputs, noise=noise)
         for name in _INPUT_FIELDS:
             src, dst = getattr(inputs, name), getattr(self._static, name)
+            if src is None or dst is None:
+                if src is not dst:
+                    raise ValueError(f"{name}: given in one call and not in the captured one")
+                continue
             if src.shape != dst.shape:
                 raise ValueError(
                     f"{name}: shape {tuple(src.shape)} differs from the captured {tuple(dst.shape)}"

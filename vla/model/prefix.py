@@ -48,10 +48,14 @@ def embed_prefix(
     text = backbone.embed_text(inputs.text_ids).to(image_tokens.dtype)  # [B, L, D]
     parts = [image_tokens, text]
     device = image_tokens.device
-    valid = [
-        torch.ones(image_tokens.shape[:2], dtype=torch.bool, device=device),
-        inputs.text_valid.to(device),
-    ]
+    image_valid = torch.ones(image_tokens.shape[:2], dtype=torch.bool, device=device)  # [B, N*T]
+    if inputs.image_valid is not None:  # a missing camera's tokens are never attended to
+        n_cam = inputs.image_valid.shape[1]
+        per_camera = inputs.image_valid.to(device)[:, :, None].expand(
+            b, n_cam, image_tokens.shape[1] // n_cam
+        )
+        image_valid = per_camera.reshape(b, -1)
+    valid = [image_valid, inputs.text_valid.to(device)]
     block = [torch.full(image_tokens.shape[:2], IMAGE_TEXT_BLOCK, dtype=torch.long, device=device)]
     block.append(torch.full(text.shape[:2], IMAGE_TEXT_BLOCK, dtype=torch.long, device=device))
     if state_proj is not None:

@@ -13,6 +13,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 
@@ -97,11 +98,53 @@ class TextTokenizer:
         return self.tokenizer.get_vocab_size()
 
     def encode_prompts(
-        self, tasks: Sequence[str], state_words: Sequence[str] | None, length: int
+        self,
+        tasks: Sequence[str],
+        state_words: Sequence[str] | None,
+        length: int,
+        prompt_format: str = "bos_task",
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """-> ids [B, length] long and valid [B, length] bool, left-padded.
 
-        The task is truncated first; the discrete state is never cut (an error asks for more tokens)."""
+        bos_task: [BOS] + the task (underscores as spaces, whitespace collapsed) + the discrete state when
+        given; the task is truncated first, the state never (an error asks for more tokens).
+        task_newline: the task + "\n" as given, with the tokenizer's own special tokens (its post-processor),
+        truncated to `length` keeping them (as LeRobot tokenizes π0's and SmolVLA's prompts).
+        pi05: `pi05_prompt` of the task and the state bins (`digitize_state`), likewise tokenized."""
+        if prompt_format == "task_newline":
+            if state_words is not None:
+                raise ModelConfigError("model.prompt_format=task_newline has no place for a discrete state")
+            rows = [self._with_specials(newline_prompt(str(task)), length) for task in tasks]
+        elif prompt_format == "pi05":
+            if state_words is None:
+                raise ModelConfigError(
+                    "model.prompt_format=pi05 needs the discrete state (state_mode=discrete)"
+                )
+            rows = [
+                self._with_specials(pi05_prompt(str(t), w), length)
+                for t, w in zip(tasks, state_words, strict=True)
+            ]
+        elif prompt_format == "bos_task":
+            rows = self._bos_prompts(tasks, state_words, length)
+        else:
+            raise ModelConfigError(f"model.prompt_format={prompt_format!r}: one of bos_task, task_newline")
+        ids = torch.full((len(rows), length), self.pad_id, dtype=torch.long)
+        valid = torch.zeros((len(rows), length), dtype=torch.bool)
+        for i, row in enumerate(rows):
+            if row:
+                ids[i, length - len(row) :] = torch.tensor(row, dtype=torch.long)
+                valid[i, length - len(row) :] = True
+        return ids, valid
+
+    def _with_specials(self, text: str, length: int) -> list[int]:
+        """The text's ids with the tokenizer's special tokens, truncated to `length` keeping them."""
+        encoding = self.tokenizer.encode(text, add_special_tokens=False)
+        encoding.truncate(max(0, length - self.tokenizer.num_special_tokens_to_add(False)))
+        return list(self.tokenizer.post_process(encoding).ids)[:length]
+
+    def _bos_prompts(
+        self, tasks: Sequence[str], state_words: Sequence[str] | None, length: int
+    ) -> list[list[int]]:
         head = [self.bos_id] if self.bos_id is not None else []
         rows = []
         for i, task in enumerate(tasks):
@@ -117,13 +160,7 @@ class TextTokenizer:
                     f"model.max_text_tokens={length} cannot hold the discrete state ({len(tail)} tokens); raise it"
                 )
             rows.append(head + task_ids[:budget] + tail)
-        ids = torch.full((len(rows), length), self.pad_id, dtype=torch.long)
-        valid = torch.zeros((len(rows), length), dtype=torch.bool)
-        for i, row in enumerate(rows):
-            if row:
-                ids[i, length - len(row) :] = torch.tensor(row, dtype=torch.long)
-                valid[i, length - len(row) :] = True
-        return ids, valid
+        return rows
 
     # ------------------------------------------------------------------ files
 
@@ -139,6 +176,25 @@ class TextTokenizer:
         meta = json.loads((path / META_FILE).read_text())
         tokenizer = Tokenizer.from_file(str(path / TOKENIZER_FILE))
         return cls(tokenizer, int(meta["pad_id"]), meta["bos_id"], int(meta["eos_id"]), str(meta["source"]))
+
+
+def newline_prompt(task: str) -> str:
+    """LeRobot's π0 / SmolVLA prompt: the task with a trailing newline (added once)."""
+    return task if task.endswith("\n") else task + "\n"
+
+
+def pi05_prompt(task: str, state_words: str) -> str:
+    """LeRobot's (openpi's) π0.5 prompt around the task and the state's bins."""
+    cleaned = task.strip().replace("_", " ").replace("\n", " ")
+    return f"Task: {cleaned}, State: {state_words};\nAction: "
+
+
+def digitize_state(state: torch.Tensor, bins: int) -> list[str]:
+    """Normalised state [B, S] -> per row 'b0 b1 ...' as π0.5 bins it (np.digitize over `bins` equal bins
+    of [-1, 1]): -1 below -1, bins - 1 from the top bin's edge up, never clipped otherwise."""
+    x = state.detach().float().cpu().numpy()
+    idx = np.digitize(x, bins=np.linspace(-1.0, 1.0, bins + 1)[:-1]) - 1  # [B, S]
+    return [" ".join(str(v) for v in row) for row in idx.tolist()]
 
 
 def discretize_state(state: torch.Tensor, bins: int) -> list[str]:

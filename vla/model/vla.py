@@ -12,6 +12,7 @@ and one head: `flow` (action expert + flow matching) or `fast` (FAST tokens thro
 from __future__ import annotations
 
 import copy
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from torch import nn
 
 from vla.model import checkpoint
 from vla.model.attention import KVCache, TokenLayout
-from vla.model.backbone import Backbone
+from vla.model.backbone import Backbone, resize_with_pad
 from vla.model.batch import (
     ACTION,
     ACTION_IS_PAD,
@@ -37,7 +38,9 @@ from vla.model.fast_head import FastActionHead
 from vla.model.flow import FlowMatchingHead, RTCGuidance
 from vla.model.normalize import Normalizer
 from vla.model.prefix import StateProjection, embed_prefix, encode_prefix
-from vla.model.tokenizer import TextTokenizer, discretize_state
+from vla.model.tokenizer import TextTokenizer, digitize_state, discretize_state
+
+logger = logging.getLogger(__name__)
 
 
 class VLAModel(nn.Module):
@@ -120,6 +123,7 @@ class VLAModel(nn.Module):
                 fast_tokenizer, self.backbone.vocab_size, text_tokenizer.eos_id, cfg.fast_max_tokens
             )
         self.config = cfg
+        self._warned_missing: set[tuple[str, ...]] = set()
         # The prefix functions, as attributes so that GraphedSampler can swap in compiled versions.
         self.embed_prefix_fn = embed_prefix
         self.encode_prefix_fn = encode_prefix
@@ -148,18 +152,21 @@ class VLAModel(nn.Module):
         cfg = self.config
         tasks = validate_batch(batch, cfg, training)
         device = self.device
-        images = torch.stack(
-            [batch[IMAGE_PREFIX + cam].to(device) for cam in cfg.cameras], dim=1
-        )  # [B, N, 3, H, W]
         raw_state = batch[STATE].to(device)
         b, s = raw_state.shape
+        images, image_valid = self._camera_images(batch, b)
         state = torch.zeros((b, cfg.max_state_dim), device=device)
         state[:, :s] = self.normalizer.normalize_state(raw_state)
         state_mask = torch.zeros((b, cfg.max_state_dim), dtype=torch.bool, device=device)
         state_mask[:, :s] = True
-        words = discretize_state(state[:, :s], cfg.state_bins) if cfg.state_mode == "discrete" else None
-        ids, valid = self.text_tokenizer.encode_prompts(tasks, words, cfg.max_text_tokens)
-        inputs = ModelInputs(images, ids.to(device), valid.to(device), state, state_mask)
+        words = None
+        if cfg.state_mode == "discrete":
+            binned = digitize_state if cfg.prompt_format == "pi05" else discretize_state
+            words = binned(state[:, :s], cfg.state_bins)
+        ids, valid = self.text_tokenizer.encode_prompts(tasks, words, cfg.max_text_tokens, cfg.prompt_format)
+        inputs = ModelInputs(
+            images, ids.to(device), valid.to(device), state, state_mask, image_valid=image_valid
+        )
         if training:
             raw_action = batch[ACTION].to(device)
             a = raw_action.shape[-1]
@@ -171,6 +178,28 @@ class VLAModel(nn.Module):
             inputs.actions, inputs.action_dim_mask = actions, dim_mask
             inputs.action_is_pad = pad.to(device).bool() if pad is not None else None
         return inputs
+
+    def _camera_images(self, batch: dict[str, Any], b: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> images [B, N, 3, H, W] and image_valid [B, N]; a missing camera (model.missing_cameras=mask)
+        is a black image whose tokens are masked out. Cameras of different sizes (model.image_size null)
+        are each resized with padding to the backbone's input here (the same resize the backbone applies)."""
+        cfg, device = self.config, self.device
+        present = {
+            cam: batch[IMAGE_PREFIX + cam].to(device) for cam in cfg.cameras if IMAGE_PREFIX + cam in batch
+        }
+        missing = [cam for cam in cfg.cameras if cam not in present]
+        if missing and tuple(missing) not in self._warned_missing:
+            self._warned_missing.add(tuple(missing))
+            logger.warning(
+                "cameras %s missing: their tokens are masked out (model.missing_cameras=mask)", missing
+            )
+        if len({tuple(x.shape[-2:]) for x in present.values()}) > 1:  # cameras of different sizes
+            size, mode = self.backbone.image_size, self.backbone.image_resize
+            present = {cam: resize_with_pad(x, size, mode) for cam, x in present.items()}  # each [B, 3, S, S]
+        like = next(iter(present.values()))
+        images = torch.stack([present.get(cam, torch.zeros_like(like)) for cam in cfg.cameras], dim=1)
+        valid = torch.tensor([cam in present for cam in cfg.cameras], device=device)
+        return images, valid[None].expand(b, -1)  # [B, N, 3, H, W], [B, N]
 
     # ------------------------------------------------------------------ training
 

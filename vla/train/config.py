@@ -71,3 +71,4 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     output_dir: str | None = None  # None: hydra's run (or sweep job) directory
     resume: bool = False
+    init: str | None = None  # a checkpoint dir (ours or vla-import's): its weights, a fresh optimiser

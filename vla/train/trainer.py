@@ -32,6 +32,7 @@ from vla.train.data import (
     open_dataset,
     sample_action_chunks,
 )
+from vla.train.init import init_chunk_size, model_from_checkpoint
 from vla.train.sampler import ResumableShuffleSampler
 
 
@@ -139,12 +140,14 @@ def train(cfg: DictConfig) -> TrainResult:
         torch.set_num_threads(t.cpu_threads or max(1, cores - t.num_workers))
     out = Path(cfg.output_dir or hydra_output_dir()).expanduser().absolute()
     ckpt_root = out / "checkpoints"
-    chunk = int(cfg.model.chunk_size)
+    init = Path(cfg.init).expanduser().absolute() if cfg.init else None
+    resume_from = state.find_last(ckpt_root) if cfg.resume else None
+    start = resume_from or init  # a checkpoint to start from decides the chunk (the action windows)
+    chunk = init_chunk_size(start) if start is not None else int(cfg.model.chunk_size)
     spec = inspect_dataset(cfg.dataset.repo_id, cfg.dataset.root, chunk)
-    model_cfg = _model_config(cfg, spec)
+    model_cfg = _model_config(cfg, spec) if init is None else None
     requested_model = OmegaConf.to_container(cfg.model, resolve=True)
 
-    resume_from = state.find_last(ckpt_root) if cfg.resume else None
     if not cfg.resume and state.find_last(ckpt_root) is not None:
         raise VLAError(
             f"output_dir={out} already holds checkpoints; pass resume=true or choose a new output_dir"
@@ -155,7 +158,10 @@ def train(cfg: DictConfig) -> TrainResult:
         saved = json.loads((resume_from / state.STATE_FILE).read_text())["train_config"]["model"]
         _check_same_model(requested_model, saved, resume_from)  # type: ignore[arg-type]
         model = VLAModel.from_pretrained(resume_from)
+    elif init is not None:
+        model = model_from_checkpoint(init, spec)
     else:
+        assert model_cfg is not None
         chunks = (
             sample_action_chunks(dataset, spec, chunk, 4096, t.seed) if model_cfg.head == "fast" else None
         )

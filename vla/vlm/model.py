@@ -89,7 +89,14 @@ class VisionLanguageModel(nn.Module):
         if len(tokenizer) > vocab:  # a pretrained VLM whose tokenizer gained the location tokens
             hf_model.resize_token_embeddings(_round_up(len(tokenizer), 64))
         fresh = not cfg.pretrained and config.position_init == "sincos"
-        self.backbone = Backbone(hf_model, cfg.family, cfg.image_pooling)
+        self.backbone = Backbone(
+            hf_model,
+            cfg.family,
+            cfg.image_pooling,
+            image_resize=cfg.image_resize,
+            embed_scale=cfg.embed_scale,
+            fixed_rope_theta=cfg.fixed_rope_theta,
+        )
         self._hf = (hf_model,)  # a tuple: the same parameters, not registered twice
         self.config = config
         self.hf_tokenizer = tokenizer

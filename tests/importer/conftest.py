@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.importer import lerobot_smolvla as fixture
+
+
+@pytest.fixture(scope="session")
+def smolvla_source(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+    """(dir of a saved tiny LeRobot SmolVLA policy, the policy itself); its VLM dir sits beside it."""
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("smolvla")
+    vlm, source = root / "vlm", root / "lerobot_policy"
+    vlm.mkdir()
+    fixture.write_vlm_dir(vlm)
+    policy = fixture.save_smolvla(source, vlm)
+    return source, policy

@@ -1,0 +1,185 @@
+"""A tiny LeRobot SmolVLAPolicy built offline, saved as LeRobot saves a policy, for the import tests.
+
+The VLM comes from a local config dir (a SmolVLM config from our size fields, RoPE θ 1e5 like SmolVLM2's)
+with a word-level tokenizer that keeps "\\n" as a token and adds a BOS through its post-processor, so the
+prompt format and the tokenizer's own special tokens both show in the token ids. Weights are
+re-randomised with a large gain: at LeRobot's initialisation (std 0.02) several real mistakes change the
+actions by ~1e-7 only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+STATE_DIM = 5
+ACTION_DIM = 4
+CHUNK = 6
+FRAME = (24, 40)  # odd aspect ratio: the resize and its padding matter
+CAMERAS = ("top", "wrist")
+TASKS = ["pick up the red cube", "pick up the red cube and put it in the blue bowl"]  # the 2nd is truncated
+WORDS = ["pick", "up", "the", "red", "cube", "and", "put", "it", "in", "bowl", "push", "blue"]
+
+
+def write_vlm_dir(directory: Path, **sizes: Any) -> None:
+    """SmolVLM config + tokenizer, as a hub repo would hold them (nothing downloaded). `sizes`: BackboneConfig
+    fields that replace the tiny defaults."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import Idefics3ImageProcessor, Idefics3Processor, PreTrainedTokenizerFast
+
+    from vla.model.backbone import hf_config_from_fields
+    from vla.model.config import BackboneConfig
+
+    backbone = BackboneConfig(
+        hidden_size=64,
+        layers=4,
+        heads=4,
+        kv_heads=2,
+        intermediate_size=128,
+        vocab_size=64,
+        rope_theta=1e5,
+        vision_hidden_size=32,
+        vision_layers=1,
+        vision_heads=2,
+        vision_intermediate_size=64,
+        patch_size=8,
+        image_size=32,
+        pixel_shuffle=2,
+    )
+    backbone = dataclasses.replace(backbone, **sizes)
+    hf_config_from_fields(backbone).save_pretrained(directory)
+    specials = ["<pad>", "<unk>", "<bos>", "<end_of_utterance>", "<image>", "<fake_token_around_image>"]
+    vocab = {token: i for i, token in enumerate([*specials, "<global-img>", "\n", *WORDS])}
+    words = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    words.pre_tokenizer = pre_tokenizers.Sequence(  # type: ignore[assignment]
+        [pre_tokenizers.Split(" ", behavior="removed"), pre_tokenizers.Split("\n", behavior="isolated")]
+    )
+    words.post_processor = processors.TemplateProcessing(  # type: ignore[assignment]
+        single="<bos> $A", special_tokens=[("<bos>", vocab["<bos>"])]
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=words,
+        pad_token="<pad>",
+        unk_token="<unk>",
+        bos_token="<bos>",
+        eos_token="<end_of_utterance>",
+        extra_special_tokens={
+            "fake_image_token": "<fake_token_around_image>",
+            "global_image_token": "<global-img>",
+            "image_token": "<image>",
+            "end_of_utterance_token": "<end_of_utterance>",
+        },
+    )
+    Idefics3Processor(image_processor=Idefics3ImageProcessor(), tokenizer=tokenizer).save_pretrained(
+        directory
+    )
+
+
+def smolvla_config(vlm_dir: Path, **overrides: Any) -> Any:
+    from lerobot.configs import FeatureType, PolicyFeature
+    from lerobot.policies.smolvla.configuration_smolvla import SmolVLAConfig
+
+    fields: dict[str, Any] = {
+        "vlm_model_name": str(vlm_dir),
+        "load_vlm_weights": False,
+        "device": "cpu",
+        "num_vlm_layers": 4,
+        "expert_width_multiplier": 0.5,  # width 32 = kv_heads * head_dim: joint and cross k/v fit alike
+        "resize_imgs_with_padding": (32, 32),
+        "chunk_size": CHUNK,
+        "n_action_steps": CHUNK,
+        "num_steps": 3,
+        "max_state_dim": 8,
+        "max_action_dim": 8,
+        "tokenizer_max_length": 12,
+        "push_to_hub": False,
+    }
+    config = SmolVLAConfig(**(fields | overrides))
+    config.input_features = {"observation.state": PolicyFeature(FeatureType.STATE, (STATE_DIM,))}
+    for cam in CAMERAS:
+        config.input_features[f"observation.images.{cam}"] = PolicyFeature(FeatureType.VISUAL, (3, *FRAME))
+    config.output_features = {"action": PolicyFeature(FeatureType.ACTION, (ACTION_DIM,))}
+    return config
+
+
+def rerandomise(module: torch.nn.Module, seed: int) -> None:
+    """Weights at a gain where activations stay O(1) through every layer (matrices ~ 1.5/sqrt(fan_in),
+    norm weights ~ 1 ± 0.5, biases ~ 0.5)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            if p.ndim >= 2:
+                p.copy_(torch.randn(p.shape, generator=g) * 1.5 / math.sqrt(p[0].numel()))
+            elif "norm" in name:
+                p.copy_(1.0 + 0.5 * torch.randn(p.shape, generator=g))
+            else:
+                p.copy_(0.5 * torch.randn(p.shape, generator=g))
+
+
+def stats(seed: int) -> dict[str, dict[str, torch.Tensor]]:
+    g = torch.Generator().manual_seed(seed)
+    return {
+        "observation.state": {
+            "mean": torch.randn(STATE_DIM, generator=g),
+            "std": torch.rand(STATE_DIM, generator=g) + 0.5,
+        },
+        "action": {
+            "mean": torch.randn(ACTION_DIM, generator=g),
+            "std": torch.rand(ACTION_DIM, generator=g) + 0.5,
+        },
+    }
+
+
+def save_smolvla(directory: Path, vlm_dir: Path, seed: int = 0, **overrides: Any) -> Any:
+    """Build, re-randomise and save a SmolVLAPolicy with its processors, as LeRobot saves one."""
+    from lerobot.policies.smolvla.modeling_smolvla import SmolVLAPolicy
+    from lerobot.policies.smolvla.processor_smolvla import make_smolvla_pre_post_processors
+
+    config = smolvla_config(vlm_dir, **overrides)
+    torch.manual_seed(seed)
+    policy = SmolVLAPolicy(config)
+    rerandomise(policy, seed + 1)
+    pre, post = make_smolvla_pre_post_processors(config, stats(seed + 2))
+    policy.save_pretrained(directory)
+    pre.save_pretrained(directory)
+    post.save_pretrained(directory)
+    return policy.eval()
+
+
+def load_processors(directory: Path) -> tuple[Any, Any]:
+    """LeRobot's pre/post-processors read back from the saved files (as lerobot's factory loads them)."""
+    from lerobot.processor import PolicyProcessorPipeline
+    from lerobot.processor.converters import (
+        batch_to_transition,
+        policy_action_to_transition,
+        transition_to_batch,
+        transition_to_policy_action,
+    )
+
+    pre = PolicyProcessorPipeline.from_pretrained(
+        str(directory),
+        config_filename="policy_preprocessor.json",
+        to_transition=batch_to_transition,
+        to_output=transition_to_batch,
+    )
+    post = PolicyProcessorPipeline.from_pretrained(
+        str(directory),
+        config_filename="policy_postprocessor.json",
+        to_transition=policy_action_to_transition,
+        to_output=transition_to_policy_action,
+    )
+    return pre, post
+
+
+def observation(batch_size: int, seed: int) -> dict[str, Any]:
+    g = torch.Generator().manual_seed(seed)
+    batch: dict[str, Any] = {
+        f"observation.images.{cam}": torch.rand(batch_size, 3, *FRAME, generator=g) for cam in CAMERAS
+    }
+    batch["observation.state"] = torch.randn(batch_size, STATE_DIM, generator=g) * 2.0
+    batch["task"] = [TASKS[i % len(TASKS)] for i in range(batch_size)]
+    return batch
