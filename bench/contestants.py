@@ -170,7 +170,7 @@ class Ours(Method):
         cfg = coerce_config(OmegaConf.to_container(OmegaConf.load(ROOT / f"configs/model/{model}.yaml")))
         # chunk_size=1: a chunk may be longer than an episode (short `touch` demos); it is padded
         spec = inspect_dataset(frames.repo_id, frames.root, chunk_size=1)
-        cfg.cameras, cfg.image_size = list(spec.cameras), list(spec.image_size)
+        cfg.cameras, cfg.image_size = list(spec.cameras), spec.model_image_size
         cfg.state_dim, cfg.action_dim = spec.state_dim, spec.action_dim
         recipe = DEMO_RECIPE if model == "tiny" else {}
         if recipe:

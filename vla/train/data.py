@@ -6,6 +6,7 @@ Cameras, state and action widths and fps come from the dataset's own metadata, s
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,8 @@ import numpy as np
 
 from vla.errors import VLAError
 from vla.robot import ACTION, IMAGE_PREFIX, STATE
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -24,7 +27,7 @@ class DatasetSpec:
     root: str | None
     fps: int
     cameras: list[str]  # short names: observation.images.<name>
-    image_size: tuple[int, int]  # (H, W) of the cameras (all equal)
+    image_size: tuple[int, int] | None  # (H, W) shared by every camera; None: the cameras' sizes differ
     state_dim: int
     action_dim: int
     tasks: list[str]
@@ -32,6 +35,12 @@ class DatasetSpec:
     num_frames: int
     episode_lengths: list[int] = field(repr=False)
     stats: dict[str, dict[str, np.ndarray]] = field(repr=False)
+
+    @property
+    def model_image_size(self) -> list[int] | None:
+        """`model.image_size` for this data: the cameras' [H, W], or None when their sizes differ (the
+        model then resizes each camera with padding to its backbone's input, as LeRobot does)."""
+        return None if self.image_size is None else list(self.image_size)
 
 
 def _metadata(repo_id: str, root: str | None) -> Any:
@@ -66,15 +75,16 @@ def inspect_dataset(repo_id: str, root: str | None, chunk_size: int) -> DatasetS
     if not cameras:
         raise VLAError(f"{where} has no camera ({IMAGE_PREFIX}<name>) feature")
     shapes = {tuple(features[k]["shape"][:2]) for k in cameras}
-    if len(shapes) != 1:
-        raise VLAError(f"{where}: cameras have different sizes {sorted(shapes)}; resize them to one size")
     lengths = [int(n) for n in meta.episodes["length"]]
     if not lengths:
         raise VLAError(f"{where} holds no episodes")
-    if chunk_size > max(lengths):
-        raise VLAError(
-            f"model.chunk_size={chunk_size} is longer than every episode of {where} (longest: {max(lengths)} "
-            "frames); lower model.chunk_size"
+    if chunk_size > max(lengths):  # LeRobot trains on such data too: the steps past the end are masked
+        logger.warning(
+            "model.chunk_size=%d is longer than every episode of %s (longest: %d frames): every chunk ends "
+            "in padding, masked out of the loss (action_is_pad)",
+            chunk_size,
+            where,
+            max(lengths),
         )
     stats = {
         key: {name: np.asarray(value, dtype=np.float32) for name, value in meta.stats[key].items()}
@@ -88,7 +98,7 @@ def inspect_dataset(repo_id: str, root: str | None, chunk_size: int) -> DatasetS
         root=root,
         fps=int(meta.fps),
         cameras=[k[len(IMAGE_PREFIX) :] for k in cameras],
-        image_size=next(iter(shapes)),  # type: ignore[arg-type]
+        image_size=next(iter(shapes)) if len(shapes) == 1 else None,  # type: ignore[arg-type]
         state_dim=int(features[STATE]["shape"][0]),
         action_dim=int(features[ACTION]["shape"][0]),
         tasks=[str(t) for t in meta.tasks.index],

@@ -40,7 +40,7 @@ def model_from_checkpoint(directory: Path, spec: DatasetSpec) -> VLAModel:
     if list(cfg.cameras) != list(spec.cameras):
         logger.warning("init=%s: cameras %s -> the dataset's %s", directory, cfg.cameras, spec.cameras)
     cfg.cameras = list(spec.cameras)
-    cfg.image_size = list(spec.image_size)
+    cfg.image_size = spec.model_image_size
     cfg.state_dim, cfg.action_dim = spec.state_dim, spec.action_dim
     model = VLAModel(
         cfg,

@@ -58,7 +58,7 @@ def _model_config(cfg: DictConfig, spec: DatasetSpec) -> Any:
 
     model_cfg = coerce_config(OmegaConf.to_container(cfg.model, resolve=True))
     model_cfg.cameras = list(spec.cameras)
-    model_cfg.image_size = list(spec.image_size)
+    model_cfg.image_size = spec.model_image_size
     model_cfg.state_dim = spec.state_dim
     model_cfg.action_dim = spec.action_dim
     return model_cfg
@@ -95,7 +95,8 @@ def _cotrain_batches(
         raise VLAError("trainer.cotrain.ratio and trainer.cotrain.weight must be ≥ 0")
     if c.ratio == 0:
         return None
-    source = cotrain_source(c.source, model, spec.cameras, int(spec.image_size[0]))
+    size = spec.image_size[0] if spec.image_size else model.backbone.image_size
+    source = cotrain_source(c.source, model, spec.cameras, int(size))
     items = items_per_batch(c.ratio, cfg.trainer.batch_size, source.samples_per_item)
     sampler = ResumableShuffleSampler(len(source), cfg.trainer.seed + 1, rank, world)
     loader: torch.utils.data.DataLoader[Any] = torch.utils.data.DataLoader(
