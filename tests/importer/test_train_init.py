@@ -3,6 +3,7 @@ the imported weights (fresh optimiser), takes the dataset's cameras, dims and st
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,29 @@ def test_train_init_fine_tunes_an_imported_smolvla(
     assert not torch.equal(before[trained], after[trained])
     resumed = _train(*args, "trainer.steps=4", "resume=true")  # resume keeps its meaning
     assert resumed.steps == 4 and state.find_last(out / "checkpoints") == out / "checkpoints" / "000004"
+    # vla-rollout runs the fine-tuned import through the runner with real-time chunking
+    from vla.apps.rollout import rollout
+
+    with initialize_config_module(config_module="configs", version_base="1.3"):
+        cfg = compose(
+            "rollout",
+            overrides=[
+                "policy=vla",
+                f"policy.checkpoint={out / 'checkpoints' / 'last'}",
+                "env.task=pick",
+                "env.image_size=64",
+                "env.max_episode_steps=12",
+                "episodes=1",
+                "videos=0",
+                "progress=false",
+                "runner.strategy=rtc",
+                f"output_dir={tmp_path / 'rollout'}",
+            ],
+        )
+    report = rollout(cfg)
+    assert report["episodes"] == 1
+    metrics = json.loads((tmp_path / "rollout" / "runner_metrics.json").read_text())
+    assert metrics["strategy"] == "rtc" and metrics["guided"]
 
 
 def test_an_imported_checkpoint_drives_the_sim_with_a_camera_missing(
