@@ -120,11 +120,11 @@ def breakdown(
     flow = model.flow
     assert flow is not None
     with torch.no_grad():
-        prefix, layout = model.embed_prefix_fn(model.backbone, model.state_proj, inputs)
+        prefix, layout = model.embed_prefix_fn(model.backbone, model.prefix_state_proj, inputs)
         _, cache = model.encode_prefix_fn(model.backbone, prefix, layout)
     t = torch.ones(noise.shape[0], device=device)
     phases = {
-        "embed_prefix": lambda: model.embed_prefix_fn(model.backbone, model.state_proj, inputs),
+        "embed_prefix": lambda: model.embed_prefix_fn(model.backbone, model.prefix_state_proj, inputs),
         "encode_prefix": lambda: model.encode_prefix_fn(model.backbone, prefix, layout),
         "denoise_step": lambda: flow.velocity(model.backbone, noise, t, layout, cache=cache),
     }

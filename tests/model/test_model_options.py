@@ -207,3 +207,29 @@ def test_pi05_prompt_format_writes_the_digitized_state_into_the_prompt() -> None
     assert not torch.equal(bos.text_ids, inputs.text_ids)
     with pytest.raises(ModelConfigError, match="prompt_format"):
         small_config("prompt_format=pi05")  # continuous state: nothing to write into the prompt
+
+
+def test_state_token_in_the_expert_stream() -> None:
+    prefix_model, expert_model = _model(), _model("state_token=expert")
+    assert expert_model.flow is not None and expert_model.state_proj is not None
+    assert expert_model.state_proj.proj.out_features == expert_model.flow.expert.width  # expert's width
+    assert _model().state_proj.proj.out_features == prefix_model.backbone.hidden_size  # default: as before
+    batch = toy_batch(expert_model.config, with_action=False)
+    noise = torch.randn(2, 8, 8, generator=torch.Generator().manual_seed(3))
+    cached = expert_model.sample_actions(dict(batch), noise=noise, use_cache=True)
+    torch.testing.assert_close(expert_model.sample_actions(dict(batch), noise=noise, use_cache=False), cached)
+    inputs = expert_model.prepare_inputs(dict(batch))
+    cache, layout = expert_model.encode_observation(inputs)
+    _, prefix_layout = expert_model.embed_prefix_fn(expert_model.backbone, None, inputs)
+    assert len(layout) == len(prefix_layout) + 1  # the prefix plus the state token, cached once
+    assert cache.keys[0].shape[2] == len(layout)
+    moved = dict(batch, **{"observation.state": batch["observation.state"] + 1.0})
+    assert not torch.allclose(expert_model.sample_actions(moved, noise=noise), cached, atol=1e-4)
+    # The same weights everywhere else, the state token moved to the prefix: a different model.
+    shared = {k: v for k, v in expert_model.state_dict().items() if not k.startswith("state_proj.")}
+    prefix_model.load_state_dict(shared, strict=False)
+    assert not torch.allclose(prefix_model.sample_actions(dict(batch), noise=noise), cached, atol=1e-4)
+    loss = expert_model(toy_batch(expert_model.config))["loss"]
+    assert torch.isfinite(loss)
+    with pytest.raises(ModelConfigError, match="state_token"):
+        small_config("state_token=expert", "expert.self_attn_every=2")

@@ -7,14 +7,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vla.importer import smolvla
+from vla.importer import pi0, smolvla
 from vla.importer.errors import CheckpointImportError
 from vla.importer.keys import map_weights
 from vla.importer.lerobot import read_policy
 from vla.model.config import VLAConfig
 from vla.model.tokenizer import TextTokenizer
 
-FAMILIES = {"smolvla": smolvla}  # LeRobot policy type -> module with KEY_TABLE, IGNORED, translate_config
+# LeRobot policy type -> module with KEY_TABLE, IGNORED, translate_config (and vlm_config where the VLM's
+# transformers config comes from the weights rather than from a VLM dir)
+FAMILIES: dict[str, Any] = {"smolvla": smolvla, "pi0": pi0}
 SOURCE_PATTERNS = ["*.json", "*.safetensors"]  # all a hub download needs: never a pickle
 
 
@@ -50,10 +52,15 @@ def import_policy(source: str | Path, output: str | Path, vlm: str | None = None
         raise CheckpointImportError(
             f"source={source}: policy type {policy.type!r} is not supported (supported: {sorted(FAMILIES)})"
         )
-    vlm_name = vlm or str(policy.config.get("vlm_model_name", ""))
-    if not vlm_name:
-        raise CheckpointImportError(f"source={source}: no vlm_model_name in its config; pass vlm=<dir>")
-    vlm_config = _vlm_config(vlm_name)
+    from_weights = getattr(family, "vlm_config", None)
+    if from_weights is not None:  # π0 / π0.5: sizes from the weights, the tokenizer the preprocessor names
+        vlm_name = vlm or policy.tokenizer_name or family.TOKENIZER
+        vlm_config = from_weights(policy)
+    else:
+        vlm_name = vlm or str(policy.config.get("vlm_model_name", ""))
+        if not vlm_name:
+            raise CheckpointImportError(f"source={source}: no vlm_model_name in its config; pass vlm=<dir>")
+        vlm_config = _vlm_config(vlm_name)
     config = family.translate_config(policy, vlm_config)
     tokenizer = _tokenizer(vlm_name, config.max_text_tokens)
     weights = map_weights(policy.weights, family.KEY_TABLE, family.IGNORED, family=policy.type)
