@@ -28,7 +28,7 @@ CAMERAS = ("top", "wrist")
 IMAGE = 32
 TASKS = ["pick up the red cube", "pick up the red cube and put it in the blue bowl"]  # the 2nd is truncated
 WORDS = ["pick", "up", "the", "red", "cube", "and", "put", "it", "in", "bowl", "push", "blue"]
-VOCAB = 48
+VOCAB = 320  # words, π0.5 prompt words and the 256 state bins
 SIZES = {  # variant -> (width, depth, mlp_dim, heads, kv_heads, head_dim): the real ones shrunk
     "gemma_2b": (64, 2, 128, 8, 1, 8),
     "gemma_300m": (32, 2, 64, 8, 1, 8),
@@ -42,12 +42,15 @@ def write_tokenizer_dir(directory: Path) -> None:
     from transformers import PreTrainedTokenizerFast
 
     specials = ["<pad>", "<eos>", "<bos>", "<unk>"]
-    words_and_digits = [*WORDS, "Task:", "State:", "Action:", ",", ";", *[str(i) for i in range(24)]]
+    words_and_digits = [*WORDS, "Task:", "State:", "Action:", ",", ";", *[str(i) for i in range(-1, 257)]]
     vocab = {token: i for i, token in enumerate([*specials, "\n", *words_and_digits])}
     assert len(vocab) <= VOCAB
     words = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     words.pre_tokenizer = pre_tokenizers.Sequence(  # type: ignore[assignment]
-        [pre_tokenizers.Split(" ", behavior="removed"), pre_tokenizers.Split("\n", behavior="isolated")]
+        [
+            pre_tokenizers.Split(" ", behavior="removed"),
+            *(pre_tokenizers.Split(c, behavior="isolated") for c in ("\n", ",", ";")),
+        ]
     )
     words.post_processor = processors.TemplateProcessing(  # type: ignore[assignment]
         single="<bos> $A", special_tokens=[("<bos>", vocab["<bos>"])]
@@ -133,6 +136,33 @@ def save_pi0(directory: Path, tokenizer_dir: Path, seed: int = 0, **overrides: A
         torch.manual_seed(seed)
         policy = modeling_pi0.PI0Policy(config)
         pre, post = processor_pi0.make_pi0_pre_post_processors(config, stats(seed + 2))
+    rerandomise(policy, seed + 1)
+    policy.save_pretrained(directory)
+    pre.save_pretrained(directory)
+    post.save_pretrained(directory)
+    return policy.eval()
+
+
+def quantile_stats(seed: int) -> dict[str, dict[str, torch.Tensor]]:
+    """q01/q99 (π0.5's QUANTILES) beside mean/std: q01 = mean - std, q99 = mean + std."""
+    out = stats(seed)
+    for feature in out.values():
+        feature["q01"] = feature["mean"] - feature["std"]
+        feature["q99"] = feature["mean"] + feature["std"]
+    return out
+
+
+def save_pi05(directory: Path, tokenizer_dir: Path, seed: int = 0, **overrides: Any) -> Any:
+    """Build, re-randomise and save a PI05Policy with its processors, as LeRobot saves one."""
+    from lerobot.policies.pi05 import modeling_pi05, processor_pi05
+    from lerobot.policies.pi05.configuration_pi05 import PI05Config
+
+    config = PI05Config(**(COMMON | {"tokenizer_max_length": 24} | overrides))
+    _features(config)
+    with shrunk((modeling_pi05, processor_pi05), tokenizer_dir):
+        torch.manual_seed(seed)
+        policy = modeling_pi05.PI05Policy(config)
+        pre, post = processor_pi05.make_pi05_pre_post_processors(config, quantile_stats(seed + 2))
     rerandomise(policy, seed + 1)
     policy.save_pretrained(directory)
     pre.save_pretrained(directory)

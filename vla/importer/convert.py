@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vla.importer import pi0, smolvla
+from vla.importer import pi0, pi05, smolvla
 from vla.importer.errors import CheckpointImportError
 from vla.importer.keys import map_weights
 from vla.importer.lerobot import read_policy
@@ -16,7 +17,7 @@ from vla.model.tokenizer import TextTokenizer
 
 # LeRobot policy type -> module with KEY_TABLE, IGNORED, translate_config (and vlm_config where the VLM's
 # transformers config comes from the weights rather than from a VLM dir)
-FAMILIES: dict[str, Any] = {"smolvla": smolvla, "pi0": pi0}
+FAMILIES: dict[str, Any] = {"smolvla": smolvla, "pi0": pi0, "pi05": pi05}
 SOURCE_PATTERNS = ["*.json", "*.safetensors"]  # all a hub download needs: never a pickle
 
 
@@ -65,7 +66,7 @@ def import_policy(source: str | Path, output: str | Path, vlm: str | None = None
     tokenizer = _tokenizer(vlm_name, config.max_text_tokens)
     weights = map_weights(policy.weights, family.KEY_TABLE, family.IGNORED, family=policy.type)
     model = VLAModel(config, stats=policy.stats, text_tokenizer=tokenizer, backbone_hf_config=vlm_config)
-    _load_exactly(model, weights, str(source))
+    _load_exactly(model, weights, str(source), getattr(family, "NOT_IN_SOURCE", ()))
     model.save_pretrained(output)
     notes = [
         f"n_action_steps={policy.config.get('n_action_steps')} in the source: choose the runner's execution "
@@ -138,9 +139,17 @@ def _tokenizer(name: str, max_length: int) -> TextTokenizer:
     return tokenizer
 
 
-def _load_exactly(model: Any, weights: dict[str, Any], source: str) -> None:
-    """Every weight of ours comes from the source (the normaliser's buffers come from the stats)."""
-    expected = {k: v for k, v in model.state_dict().items() if not k.startswith("normalizer.")}
+def _load_exactly(
+    model: Any, weights: dict[str, Any], source: str, not_in_source: tuple[str, ...] = ()
+) -> None:
+    """Every weight of ours comes from the source (the normaliser's buffers come from the stats), except
+    those the family names as never read by the model it builds (`not_in_source`, full-match patterns)."""
+    unread = [re.compile(p) for p in not_in_source]
+    expected = {
+        k: v
+        for k, v in model.state_dict().items()
+        if not k.startswith("normalizer.") and not any(p.fullmatch(k) for p in unread)
+    }
     missing = sorted(set(expected) - set(weights))
     extra = sorted(set(weights) - set(expected))
     shapes = [

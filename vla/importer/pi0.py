@@ -152,6 +152,15 @@ def refuse_unsupported(policy: LeRobotPolicy) -> None:
 
 def translate_config(policy: LeRobotPolicy, vlm: dict[str, Any]) -> VLAConfig:
     """PI0Config (as saved) + PaliGemma's transformers config (vlm_config) -> our VLAConfig."""
+    return translate_paligemma_family(
+        policy, vlm, adarms=False, state_token="expert", prompt_format="task_newline"
+    )
+
+
+def translate_paligemma_family(
+    policy: LeRobotPolicy, vlm: dict[str, Any], *, adarms: bool, **fields: Any
+) -> VLAConfig:
+    """What π0 and π0.5 share; `fields`: the VLAConfig fields where they differ."""
     refuse_unsupported(policy)
     c = policy.config
     text, vision = vlm["text_config"], vlm["vision_config"]
@@ -183,6 +192,7 @@ def translate_config(policy: LeRobotPolicy, vlm: dict[str, Any]) -> VLAConfig:
             width=int(_weight(policy, "model.action_in_proj.weight").shape[0]),
             intermediate_size=int(_weight(policy, f"{expert}.mlp.gate_proj.weight").shape[0]),
             self_attn_every=1,
+            adarms=adarms,
         ),
         cameras=[cam for cam in policy.cameras() if not cam.startswith(EMPTY_CAMERA)],
         image_size=None,
@@ -199,7 +209,6 @@ def translate_config(policy: LeRobotPolicy, vlm: dict[str, Any]) -> VLAConfig:
         time_min=float(c.get("time_sampling_offset", 0.001)),
         time_min_period=float(c.get("min_period", 4e-3)),
         time_max_period=float(c.get("max_period", 4.0)),
-        state_token="expert",
-        prompt_format="task_newline",
         missing_cameras="mask",
+        **fields,
     )
