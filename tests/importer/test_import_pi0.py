@@ -145,3 +145,33 @@ def test_the_app_refuses_with_one_line_and_exit_2(pi0_source: tuple[Path, Any], 
     assert (
         len(lines) == 1 and lines[0].startswith("vla-import: error: ") and "use_relative_actions" in lines[0]
     )
+
+
+@pytest.mark.parametrize("family", ["pi0", "pi05"])
+def test_a_bf16_cast_keeps_float32_what_lerobot_keeps(
+    family: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """LeRobot's dtype=bfloat16 (PaliGemmaWithExpertModel.to_bfloat16_for_selected_params) against ours
+    after `.to(torch.bfloat16)`: each weight has the dtype its source weight has there."""
+    import copy
+    import re
+
+    from vla.importer.convert import FAMILIES
+
+    source, policy = request.getfixturevalue(f"{family}_source")
+    import_policy(source, tmp_path / "out")
+    ours = VLAModel.from_pretrained(tmp_path / "out").to(torch.bfloat16)
+    theirs = copy.deepcopy(policy)
+    theirs.model.paligemma_with_expert.to_bfloat16_for_selected_params("bfloat16")
+    ours_dtypes = {k: v.dtype for k, v in ours.state_dict().items()}
+    rules = [(re.compile(r.pattern), r.target) for r in FAMILIES[family].KEY_TABLE]
+    compared = {torch.float32: 0, torch.bfloat16: 0}
+    for key, value in theirs.state_dict().items():
+        targets = [m.expand(target) for pattern, target in rules if (m := pattern.fullmatch(key))]
+        if targets:
+            assert ours_dtypes[targets[0]] == value.dtype, (key, targets[0], value.dtype)
+            compared[value.dtype] += 1
+    assert min(compared.values()) > 10, compared  # both kinds seen
+    batch = fixture.observation(B, seed=3)
+    noise = torch.randn(B, fixture.CHUNK, 8, generator=torch.Generator().manual_seed(4))
+    assert torch.isfinite(ours.sample_actions(dict(batch), noise=noise)).all()

@@ -233,3 +233,33 @@ def test_state_token_in_the_expert_stream() -> None:
     assert torch.isfinite(loss)
     with pytest.raises(ModelConfigError, match="state_token"):
         small_config("state_token=expert", "expert.self_attn_every=2")
+
+
+def test_keep_fp32_keeps_lerobots_float32_parts_under_a_bf16_cast() -> None:
+    fields = ("backbone.family=paligemma", "backbone.kv_heads=1", "state_token=expert")
+    plain, kept = _model(*fields), _model(*fields, "keep_fp32=true")
+    kept.load_state_dict(plain.state_dict())
+    batch = toy_batch(plain.config, with_action=False)
+    noise = torch.randn(2, 8, 8, generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(
+        kept.sample_actions(dict(batch), noise=noise), plain.sample_actions(dict(batch), noise=noise)
+    )
+    plain, kept = plain.to(torch.bfloat16), kept.to(torch.bfloat16)
+    assert kept.flow is not None and kept.state_proj is not None
+    fp32 = [
+        kept.backbone.vision.parameters(),
+        kept.backbone.projector.parameters(),
+        kept.backbone.layers[0].input_layernorm.parameters(),
+        kept.flow.expert.layers[1].post_attention_layernorm.parameters(),
+        kept.flow.expert.action_out.parameters(),
+        kept.state_proj.parameters(),
+    ]
+    assert {p.dtype for group in fp32 for p in group} == {torch.float32}
+    assert kept.backbone.layers[0].mlp.up_proj.weight.dtype == torch.bfloat16
+    assert kept.flow.expert.layers[0].self_attn.q_proj.weight.dtype == torch.bfloat16
+    assert {p.dtype for p in plain.parameters()} == {torch.bfloat16}  # default: everything cast
+    ours = kept.sample_actions(dict(batch), noise=noise)
+    assert torch.isfinite(ours).all()
+    assert not torch.equal(ours, plain.sample_actions(dict(batch), noise=noise))
+    with pytest.raises(ModelConfigError, match="keep_fp32"):
+        small_config("keep_fp32=true")  # smolvlm: its Llama norms do not compute in float32

@@ -10,6 +10,8 @@ What each of their choices becomes here:
   task + "\\n", PaliGemma's tokenizer           prompt_format = task_newline, the preprocessor's tokenizer
   state_proj over the padded state              state_proj over concat(state, mask), mask columns 0
   a camera missing from the batch: -1, masked   missing_cameras = mask
+  dtype=bfloat16 keeps SigLIP, projector, norms  keep_fp32 (under our bf16 cast: those, the state/action/
+    and the projections in float32              time projections and the normaliser stay float32)
 
 The sizes their code hard-codes (8 heads; SigLIP's 16 heads, 1e-6 norms; RoPE θ 1e4) are PaliGemma's
 defaults; everything else comes from the weights' shapes. Known differences: LeRobot's π0 loss also
@@ -210,5 +212,6 @@ def translate_paligemma_family(
         time_min_period=float(c.get("min_period", 4e-3)),
         time_max_period=float(c.get("max_period", 4.0)),
         missing_cameras="mask",
+        keep_fp32=True,  # under a bf16 cast, float32 where LeRobot keeps it
         **fields,
     )

@@ -107,6 +107,10 @@ class VLAConfig:
     # images and text) | expert (π0: the action expert's stream at the expert's width, its own block after
     # the prefix; it does not depend on the flow time, so its keys/values are cached per observation).
     state_token: str = "prefix"
+    # Under a cast to bf16/fp16 (`model.to(dtype)`), keep the vision tower, projector, every RMSNorm and
+    # the state/action/time projections in float32, casting at their boundaries (as LeRobot's π0 / π0.5
+    # run in bf16). The imports set it; paligemma backbones only (their norms compute in float32).
+    keep_fp32: bool = False
     head: str = "flow"  # flow | fast
     normalization: str = "mean_std"  # mean_std | quantile
     time_beta_alpha: float = 1.5
@@ -192,6 +196,12 @@ class VLAConfig:
                 "state_token",
                 "prefix unless state_mode=continuous, head=flow, expert.adarms=false, expert.self_attn_every=1",
                 self.state_token,
+            ),
+            (
+                not self.keep_fp32 or b.family == "paligemma",
+                "keep_fp32",
+                "false unless backbone.family=paligemma",
+                self.keep_fp32,
             ),
             (self.expert.self_attn_every >= 0, "expert.self_attn_every", ">= 0", self.expert.self_attn_every),
             (

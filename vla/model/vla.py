@@ -142,6 +142,32 @@ class VLAModel(nn.Module):
                 f"model.fast_vocab_size={cfg.fast_vocab_size}: {e}"
             ) from None
 
+    def fp32_modules(self) -> list[nn.Module]:
+        """What model.keep_fp32 keeps in float32 under a cast: the vision tower, the projector, every
+        RMSNorm (backbone and expert), the state/action/time projections and the normaliser (LeRobot's
+        processors normalise in float32)."""
+        kept: list[nn.Module] = [self.backbone.vision, self.backbone.projector, self.backbone.norm]
+        kept.append(self.normalizer)
+        layer: Any
+        for layer in self.backbone.layers:
+            kept += [layer.input_layernorm, layer.post_attention_layernorm]
+        if self.state_proj is not None:
+            kept.append(self.state_proj)
+        if self.flow is not None:
+            expert = self.flow.expert
+            kept += [expert.norm, expert.action_in, expert.action_out, expert.time_mlp]
+            for layer in expert.layers:
+                kept += [layer.input_layernorm, layer.post_attention_layernorm]
+        return kept
+
+    def _apply(self, fn: Any, recurse: bool = True) -> VLAModel:
+        """`.to(dtype)`, `.half()`, ...; with model.keep_fp32, the fp32 modules are cast back to float32."""
+        super()._apply(fn, recurse)
+        if getattr(self, "config", None) is not None and self.config.keep_fp32:
+            for module in self.fp32_modules():
+                module.float()
+        return self
+
     # ------------------------------------------------------------------ inputs
 
     @property
@@ -242,8 +268,8 @@ class VLAModel(nn.Module):
         """The expert-stream state token [B, 1, W] (model.state_token=expert), else None."""
         if self.config.state_token != "expert":
             return None
-        assert self.state_proj is not None
-        return self.state_proj(inputs.state, inputs.state_mask)
+        assert self.state_proj is not None and self.flow is not None
+        return self.state_proj(inputs.state, inputs.state_mask).to(self.flow.expert.layer_dtype)  # [B, 1, W]
 
     def loss_from_inputs(self, inputs: ModelInputs, **flow_kwargs: torch.Tensor) -> dict[str, torch.Tensor]:
         assert inputs.actions is not None and inputs.action_dim_mask is not None
