@@ -14,8 +14,10 @@ import pytest
 import torch
 
 from tests.importer import lerobot_pi0 as fixture
+from tests.importer.test_import_parts import _edited_source
 from tests.importer.test_import_smolvla import RTOL, _error, _theirs_chunk, _variant
 from vla.importer import import_policy
+from vla.importer.errors import CheckpointImportError
 from vla.model.vla import VLAModel
 
 B = 2
@@ -103,3 +105,44 @@ def test_each_import_option_is_needed(pair: dict[str, Any], field: str, off: Any
     err = _error(variant.sample_actions(dict(batch), noise=noise.clone()), theirs)
     print(f"{field}={off!r}: max|Δ|/max(1,|a|) {err:.2e}")
     assert err > 100 * RTOL, (field, err)
+
+
+def test_a_missing_camera_is_masked_as_lerobot_feeds_it(pair: dict[str, Any]) -> None:
+    batch = fixture.observation(B, seed=9)
+    del batch["observation.images.wrist"]
+    noise = torch.randn(B, fixture.CHUNK, 8, generator=torch.Generator().manual_seed(10))
+    theirs = _theirs_chunk(pair, batch, noise)
+    assert _error(pair["ours"].sample_actions(dict(batch), noise=noise.clone()), theirs) <= RTOL
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"use_relative_actions": True}, "use_relative_actions=true"),
+        ({"n_obs_steps": 2}, "n_obs_steps=2"),
+    ],
+)
+def test_unsupported_options_are_refused_by_name(
+    pi05_source: tuple[Path, Any], tmp_path: Path, changes: dict[str, Any], message: str
+) -> None:
+    edited = _edited_source(pi05_source[0], tmp_path, **changes)
+    with pytest.raises(CheckpointImportError) as info:
+        import_policy(edited, tmp_path / "out")
+    assert message in str(info.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_import_notes_what_stays_different(pi05_source: tuple[Path, Any], tmp_path: Path) -> None:
+    summary = import_policy(pi05_source[0], tmp_path / "out")
+    assert summary.config.keep_fp32 and summary.config.prompt_format == "pi05"
+    assert any("padded actions" in line for line in summary.lines())
+
+
+def test_state_and_action_normalised_differently_is_refused(
+    pi05_source: tuple[Path, Any], tmp_path: Path
+) -> None:
+    edited = _edited_source(pi05_source[0], tmp_path)
+    pre = edited / "policy_preprocessor.json"
+    pre.write_text(pre.read_text().replace('"STATE": "QUANTILES"', '"STATE": "MEAN_STD"'))
+    with pytest.raises(CheckpointImportError, match="STATE=MEAN_STD and ACTION=QUANTILES differ"):
+        import_policy(edited, tmp_path / "out")

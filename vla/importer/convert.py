@@ -44,7 +44,8 @@ def import_policy(source: str | Path, output: str | Path, vlm: str | None = None
     """Read `source` (a LeRobot policy dir, or a hub id where a network exists), translate its config,
     map its weights through the family's key table, and write our checkpoint atomically to `output`.
     `vlm`: where the VLM's transformers config and tokenizer are (default: the source config's
-    `vlm_model_name`; a local dir, or a hub id in the cache or reachable)."""
+    `vlm_model_name`; a local dir, or a hub id in the cache or reachable); for π0 / π0.5 the tokenizer
+    only (default: the one the source's preprocessor names), their sizes coming from the weights."""
     from vla.model.vla import VLAModel
 
     policy = read_policy(_local_dir(str(source)))
@@ -72,6 +73,7 @@ def import_policy(source: str | Path, output: str | Path, vlm: str | None = None
         f"n_action_steps={policy.config.get('n_action_steps')} in the source: choose the runner's execution "
         "horizon to match"
     ]
+    notes += list(getattr(family, "NOTES", ()))
     if policy.config.get("empty_cameras", 0):
         notes.append("its empty cameras are always masked, so they were left out of model.cameras")
     return ImportSummary(

@@ -56,6 +56,9 @@ IGNORED: tuple[str, ...] = (
     r"model\.paligemma_with_expert\.gemma_expert\.lm_head\.weight",
 )
 
+NOTES = (
+    "LeRobot's π0 / π0.5 training loss also averages over padded actions (action_is_pad); ours masks them",
+)
 TOKENIZER = "google/paligemma-3b-pt-224"  # what LeRobot's π0 / π0.5 preprocessors name
 HEADS = 8  # both Gemma variants; LeRobot's joint attention reshapes to 8 heads
 VISION_HEADS = 16  # SigLIP so400m, PaliGemma's default vision config (LeRobot never changes it)

@@ -17,10 +17,10 @@ from typing import Any
 
 from vla.importer.keys import KeyRule
 from vla.importer.lerobot import LeRobotPolicy
-from vla.importer.pi0 import IGNORED, TOKENIZER, translate_paligemma_family, vlm_config
+from vla.importer.pi0 import IGNORED, NOTES, TOKENIZER, translate_paligemma_family, vlm_config
 from vla.model.config import VLAConfig
 
-__all__ = ["IGNORED", "KEY_TABLE", "NOT_IN_SOURCE", "TOKENIZER", "translate_config", "vlm_config"]
+__all__ = ["IGNORED", "KEY_TABLE", "NOTES", "NOT_IN_SOURCE", "TOKENIZER", "translate_config", "vlm_config"]
 
 _VLM = r"model\.paligemma_with_expert\.paligemma\.model"
 _EXPERT = r"model\.paligemma_with_expert\.gemma_expert\.model"
