@@ -175,3 +175,88 @@ def test_a_bf16_cast_keeps_float32_what_lerobot_keeps(
     batch = fixture.observation(B, seed=3)
     noise = torch.randn(B, fixture.CHUNK, 8, generator=torch.Generator().manual_seed(4))
     assert torch.isfinite(ours.sample_actions(dict(batch), noise=noise)).all()
+
+
+@pytest.mark.parametrize("family", ["pi0", "pi05"])
+def test_the_real_sizes_translate_and_every_weight_fits(family: str) -> None:
+    """LeRobot's real π0 / π0.5 (gemma_2b + gemma_300m, SigLIP so400m at 224) built on the meta device:
+    the PaliGemma config read from its weights' shapes is theirs, and every weight maps onto ours with
+    its shape (nothing missing, nothing extra)."""
+    import importlib
+    import re
+
+    import numpy as np
+
+    from vla.importer.convert import FAMILIES
+    from vla.importer.keys import map_weights
+    from vla.importer.lerobot import LeRobotPolicy
+
+    modeling = importlib.import_module(f"lerobot.policies.{family}.modeling_{family}")
+    configuration = importlib.import_module(f"lerobot.policies.{family}.configuration_{family}")
+    source_config = getattr(configuration, "PI05Config" if family == "pi05" else "PI0Config")(device="cpu")
+    with torch.device("meta"):
+        core = getattr(modeling, "PI05Pytorch" if family == "pi05" else "PI0Pytorch")(source_config)
+    weights = {f"model.{k}": v for k, v in core.state_dict().items()}
+    features = {
+        "observation.state": {"type": "STATE", "shape": [7]},
+        "observation.images.base": {"type": "VISUAL", "shape": [3, 224, 224]},
+    }
+    saved = {
+        "type": family,
+        "max_state_dim": 32,
+        "max_action_dim": 32,
+        "chunk_size": 50,
+        "num_inference_steps": 10,
+        "tokenizer_max_length": source_config.tokenizer_max_length,
+        "image_resolution": [224, 224],
+        "input_features": features,
+        "output_features": {"action": {"type": "ACTION", "shape": [7]}},
+    }
+    stats = {
+        k: {"mean": np.zeros(7), "std": np.ones(7), "q01": -np.ones(7), "q99": np.ones(7)}
+        for k in ("observation.state", "action")
+    }
+    mode = "QUANTILES" if family == "pi05" else "MEAN_STD"
+    policy = LeRobotPolicy(
+        Path("real"), saved, weights, stats, {"VISUAL": "IDENTITY", "STATE": mode, "ACTION": mode}
+    )
+    module = FAMILIES[family]
+    vlm = module.vlm_config(policy)
+    theirs = core.paligemma_with_expert.paligemma.config
+    for part, names in {
+        "text_config": (
+            "hidden_size",
+            "num_hidden_layers",
+            "intermediate_size",
+            "num_attention_heads",
+            "num_key_value_heads",
+            "head_dim",
+            "vocab_size",
+            "rms_norm_eps",
+            "hidden_activation",
+        ),
+        "vision_config": (
+            "hidden_size",
+            "num_hidden_layers",
+            "intermediate_size",
+            "num_attention_heads",
+            "patch_size",
+            "image_size",
+            "layer_norm_eps",
+        ),
+    }.items():
+        for name in names:
+            assert vlm[part][name] == getattr(getattr(theirs, part), name), (part, name)
+    config = module.translate_config(policy, vlm)
+    assert (config.expert.width, config.expert.intermediate_size) == (1024, 4096)
+    with torch.device("meta"):
+        ours = VLAModel(config, stats=stats, backbone_hf_config=vlm).state_dict()
+    mapped = map_weights(weights, module.KEY_TABLE, module.IGNORED, family=family)
+    unread = [re.compile(p) for p in getattr(module, "NOT_IN_SOURCE", ())]
+    expected = {
+        k: v
+        for k, v in ours.items()
+        if not k.startswith("normalizer.") and not any(p.fullmatch(k) for p in unread)
+    }
+    assert sorted(mapped) == sorted(expected)
+    assert all(tuple(mapped[k].shape) == tuple(v.shape) for k, v in expected.items())
