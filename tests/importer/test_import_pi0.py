@@ -260,3 +260,29 @@ def test_the_real_sizes_translate_and_every_weight_fits(family: str) -> None:
     }
     assert sorted(mapped) == sorted(expected)
     assert all(tuple(mapped[k].shape) == tuple(v.shape) for k, v in expected.items())
+
+
+def test_cameras_of_different_sizes_match_too(pair: dict[str, Any]) -> None:
+    batch = fixture.observation(B, seed=11)
+    batch["observation.images.wrist"] = torch.rand(B, 3, 30, 20, generator=torch.Generator().manual_seed(12))
+    noise = torch.randn(B, fixture.CHUNK, 8, generator=torch.Generator().manual_seed(13))
+    theirs = _theirs_chunk(pair, batch, noise)
+    assert _error(pair["ours"].sample_actions(dict(batch), noise=noise.clone()), theirs) <= RTOL
+
+
+def test_empty_cameras_are_left_out_as_lerobot_masks_them(tmp_path: Path) -> None:
+    tokenizer = tmp_path / "tokenizer"
+    tokenizer.mkdir()
+    fixture.write_tokenizer_dir(tokenizer)
+    policy = fixture.save_pi0(tmp_path / "source", tokenizer, seed=20, empty_cameras=1)
+    summary = import_policy(tmp_path / "source", tmp_path / "out")
+    assert summary.config.cameras == list(fixture.CAMERAS)
+    pre, post = fixture.load_processors(tmp_path / "source")
+    pair = {"policy": policy, "pre": pre, "post": post}
+    batch = fixture.observation(B, seed=21)
+    noise = torch.randn(B, fixture.CHUNK, 8, generator=torch.Generator().manual_seed(22))
+    ours = VLAModel.from_pretrained(tmp_path / "out").eval()
+    assert (
+        _error(ours.sample_actions(dict(batch), noise=noise.clone()), _theirs_chunk(pair, batch, noise))
+        <= RTOL
+    )
