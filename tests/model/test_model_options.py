@@ -263,3 +263,24 @@ def test_keep_fp32_keeps_lerobots_float32_parts_under_a_bf16_cast() -> None:
     assert not torch.equal(ours, plain.sample_actions(dict(batch), noise=noise))
     with pytest.raises(ModelConfigError, match="keep_fp32"):
         small_config("keep_fp32=true")  # smolvlm: its Llama norms do not compute in float32
+
+
+def test_expert_state_token_with_several_flow_draws_per_observation() -> None:
+    # flow_samples > 1 caches the prefix and the state token once, then draws: the loss equals the
+    # plain pass on the batch repeated, and gradients reach the state projection.
+    one = _model("state_token=expert")
+    two = _model("state_token=expert", "flow_samples=2")
+    two.load_state_dict(one.state_dict())
+    batch = toy_batch(one.config)
+    g = torch.Generator().manual_seed(1)
+    noise, t = torch.randn(4, 8, 8, generator=g), torch.rand(4, generator=g)
+    drawn = two.loss_from_inputs(two.prepare_inputs(batch, training=True), noise=noise, t=t)["loss"]
+    repeated = {
+        k: v.repeat_interleave(2, 0) if torch.is_tensor(v) else [x for x in v for _ in range(2)]
+        for k, v in batch.items()
+    }
+    plain = one.loss_from_inputs(one.prepare_inputs(repeated, training=True), noise=noise, t=t)["loss"]
+    torch.testing.assert_close(drawn, plain)
+    drawn.backward()
+    assert two.state_proj is not None and two.state_proj.proj.weight.grad is not None
+    assert float(two.state_proj.proj.weight.grad.abs().sum()) > 0
