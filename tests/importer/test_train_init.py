@@ -119,3 +119,27 @@ def test_an_imported_checkpoint_drives_the_sim_with_a_camera_missing(
         assert any("wrist" in r.getMessage() and "masked out" in r.getMessage() for r in caplog.records)
     finally:
         robot.disconnect()
+
+
+@pytest.mark.parametrize("family", ["pi0", "pi05"])
+def test_train_init_fine_tunes_an_imported_pi0_family(
+    family: str, request: pytest.FixtureRequest, recorded: Path, tmp_path: Path
+) -> None:
+    """π0's expert-stream state token and π0.5's discrete state and quantile stats train from the dataset,
+    starting from the imported weights; a checkpoint of the run loads and samples."""
+    source, _ = request.getfixturevalue(f"{family}_source")
+    imported = tmp_path / "imported"
+    import_policy(source, imported)
+    start = VLAModel.from_pretrained(imported)
+    out = tmp_path / "run"
+    args = [f"init={imported}", f"dataset.root={recorded}", f"output_dir={out}"]
+    result = _train(*args, "trainer.steps=2", "optim.lr=1e-3", "optim.warmup_steps=0")
+    assert result.steps == 2 and np.isfinite(result.final_loss)
+    tuned = VLAModel.from_pretrained(out / "checkpoints" / "last")
+    c = tuned.config
+    assert c.cameras == ["front", "wrist"] and (c.state_dim, c.action_dim) == (6, 6)
+    assert (c.state_token, c.state_mode, c.keep_fp32) == (
+        ("expert", "continuous", True) if family == "pi0" else ("prefix", "discrete", True)
+    )
+    name = "flow.expert.action_in.weight"
+    assert not torch.equal(start.state_dict()[name], tuned.state_dict()[name])

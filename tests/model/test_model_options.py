@@ -207,3 +207,80 @@ def test_pi05_prompt_format_writes_the_digitized_state_into_the_prompt() -> None
     assert not torch.equal(bos.text_ids, inputs.text_ids)
     with pytest.raises(ModelConfigError, match="prompt_format"):
         small_config("prompt_format=pi05")  # continuous state: nothing to write into the prompt
+
+
+def test_state_token_in_the_expert_stream() -> None:
+    prefix_model, expert_model = _model(), _model("state_token=expert")
+    assert expert_model.flow is not None and expert_model.state_proj is not None
+    assert expert_model.state_proj.proj.out_features == expert_model.flow.expert.width  # expert's width
+    assert _model().state_proj.proj.out_features == prefix_model.backbone.hidden_size  # default: as before
+    batch = toy_batch(expert_model.config, with_action=False)
+    noise = torch.randn(2, 8, 8, generator=torch.Generator().manual_seed(3))
+    cached = expert_model.sample_actions(dict(batch), noise=noise, use_cache=True)
+    torch.testing.assert_close(expert_model.sample_actions(dict(batch), noise=noise, use_cache=False), cached)
+    inputs = expert_model.prepare_inputs(dict(batch))
+    cache, layout = expert_model.encode_observation(inputs)
+    _, prefix_layout = expert_model.embed_prefix_fn(expert_model.backbone, None, inputs)
+    assert len(layout) == len(prefix_layout) + 1  # the prefix plus the state token, cached once
+    assert cache.keys[0].shape[2] == len(layout)
+    moved = dict(batch, **{"observation.state": batch["observation.state"] + 1.0})
+    assert not torch.allclose(expert_model.sample_actions(moved, noise=noise), cached, atol=1e-4)
+    # The same weights everywhere else, the state token moved to the prefix: a different model.
+    shared = {k: v for k, v in expert_model.state_dict().items() if not k.startswith("state_proj.")}
+    prefix_model.load_state_dict(shared, strict=False)
+    assert not torch.allclose(prefix_model.sample_actions(dict(batch), noise=noise), cached, atol=1e-4)
+    loss = expert_model(toy_batch(expert_model.config))["loss"]
+    assert torch.isfinite(loss)
+    with pytest.raises(ModelConfigError, match="state_token"):
+        small_config("state_token=expert", "expert.self_attn_every=2")
+
+
+def test_keep_fp32_keeps_lerobots_float32_parts_under_a_bf16_cast() -> None:
+    fields = ("backbone.family=paligemma", "backbone.kv_heads=1", "state_token=expert")
+    plain, kept = _model(*fields), _model(*fields, "keep_fp32=true")
+    kept.load_state_dict(plain.state_dict())
+    batch = toy_batch(plain.config, with_action=False)
+    noise = torch.randn(2, 8, 8, generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(
+        kept.sample_actions(dict(batch), noise=noise), plain.sample_actions(dict(batch), noise=noise)
+    )
+    plain, kept = plain.to(torch.bfloat16), kept.to(torch.bfloat16)
+    assert kept.flow is not None and kept.state_proj is not None
+    fp32 = [
+        kept.backbone.vision.parameters(),
+        kept.backbone.projector.parameters(),
+        kept.backbone.layers[0].input_layernorm.parameters(),
+        kept.flow.expert.layers[1].post_attention_layernorm.parameters(),
+        kept.flow.expert.action_out.parameters(),
+        kept.state_proj.parameters(),
+    ]
+    assert {p.dtype for group in fp32 for p in group} == {torch.float32}
+    assert kept.backbone.layers[0].mlp.up_proj.weight.dtype == torch.bfloat16
+    assert kept.flow.expert.layers[0].self_attn.q_proj.weight.dtype == torch.bfloat16
+    assert {p.dtype for p in plain.parameters()} == {torch.bfloat16}  # default: everything cast
+    ours = kept.sample_actions(dict(batch), noise=noise)
+    assert torch.isfinite(ours).all()
+    assert not torch.equal(ours, plain.sample_actions(dict(batch), noise=noise))
+    with pytest.raises(ModelConfigError, match="keep_fp32"):
+        small_config("keep_fp32=true")  # smolvlm: its Llama norms do not compute in float32
+
+
+def test_expert_state_token_with_several_flow_draws_per_observation() -> None:
+    # flow_samples > 1 caches the prefix and the state token once, then draws: the loss equals the
+    # plain pass on the batch repeated, and gradients reach the state projection.
+    one = _model("state_token=expert")
+    two = _model("state_token=expert", "flow_samples=2")
+    two.load_state_dict(one.state_dict())
+    batch = toy_batch(one.config)
+    g = torch.Generator().manual_seed(1)
+    noise, t = torch.randn(4, 8, 8, generator=g), torch.rand(4, generator=g)
+    drawn = two.loss_from_inputs(two.prepare_inputs(batch, training=True), noise=noise, t=t)["loss"]
+    repeated = {
+        k: v.repeat_interleave(2, 0) if torch.is_tensor(v) else [x for x in v for _ in range(2)]
+        for k, v in batch.items()
+    }
+    plain = one.loss_from_inputs(one.prepare_inputs(repeated, training=True), noise=noise, t=t)["loss"]
+    torch.testing.assert_close(drawn, plain)
+    drawn.backward()
+    assert two.state_proj is not None and two.state_proj.proj.weight.grad is not None
+    assert float(two.state_proj.proj.weight.grad.abs().sum()) > 0

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vla.importer import smolvla
+from vla.importer import pi0, pi05, smolvla
 from vla.importer.errors import CheckpointImportError
 from vla.importer.keys import map_weights
 from vla.importer.lerobot import read_policy
 from vla.model.config import VLAConfig
 from vla.model.tokenizer import TextTokenizer
 
-FAMILIES = {"smolvla": smolvla}  # LeRobot policy type -> module with KEY_TABLE, IGNORED, translate_config
+# LeRobot policy type -> module with KEY_TABLE, IGNORED, translate_config (and vlm_config where the VLM's
+# transformers config comes from the weights rather than from a VLM dir)
+FAMILIES: dict[str, Any] = {"smolvla": smolvla, "pi0": pi0, "pi05": pi05}
 SOURCE_PATTERNS = ["*.json", "*.safetensors"]  # all a hub download needs: never a pickle
 
 
@@ -41,7 +44,8 @@ def import_policy(source: str | Path, output: str | Path, vlm: str | None = None
     """Read `source` (a LeRobot policy dir, or a hub id where a network exists), translate its config,
     map its weights through the family's key table, and write our checkpoint atomically to `output`.
     `vlm`: where the VLM's transformers config and tokenizer are (default: the source config's
-    `vlm_model_name`; a local dir, or a hub id in the cache or reachable)."""
+    `vlm_model_name`; a local dir, or a hub id in the cache or reachable); for π0 / π0.5 the tokenizer
+    only (default: the one the source's preprocessor names), their sizes coming from the weights."""
     from vla.model.vla import VLAModel
 
     policy = read_policy(_local_dir(str(source)))
@@ -50,20 +54,26 @@ def import_policy(source: str | Path, output: str | Path, vlm: str | None = None
         raise CheckpointImportError(
             f"source={source}: policy type {policy.type!r} is not supported (supported: {sorted(FAMILIES)})"
         )
-    vlm_name = vlm or str(policy.config.get("vlm_model_name", ""))
-    if not vlm_name:
-        raise CheckpointImportError(f"source={source}: no vlm_model_name in its config; pass vlm=<dir>")
-    vlm_config = _vlm_config(vlm_name)
+    from_weights = getattr(family, "vlm_config", None)
+    if from_weights is not None:  # π0 / π0.5: sizes from the weights, the tokenizer the preprocessor names
+        vlm_name = vlm or policy.tokenizer_name or family.TOKENIZER
+        vlm_config = from_weights(policy)
+    else:
+        vlm_name = vlm or str(policy.config.get("vlm_model_name", ""))
+        if not vlm_name:
+            raise CheckpointImportError(f"source={source}: no vlm_model_name in its config; pass vlm=<dir>")
+        vlm_config = _vlm_config(vlm_name)
     config = family.translate_config(policy, vlm_config)
     tokenizer = _tokenizer(vlm_name, config.max_text_tokens)
     weights = map_weights(policy.weights, family.KEY_TABLE, family.IGNORED, family=policy.type)
     model = VLAModel(config, stats=policy.stats, text_tokenizer=tokenizer, backbone_hf_config=vlm_config)
-    _load_exactly(model, weights, str(source))
+    _load_exactly(model, weights, str(source), getattr(family, "NOT_IN_SOURCE", ()))
     model.save_pretrained(output)
     notes = [
         f"n_action_steps={policy.config.get('n_action_steps')} in the source: choose the runner's execution "
         "horizon to match"
     ]
+    notes += list(getattr(family, "NOTES", ()))
     if policy.config.get("empty_cameras", 0):
         notes.append("its empty cameras are always masked, so they were left out of model.cameras")
     return ImportSummary(
@@ -131,9 +141,17 @@ def _tokenizer(name: str, max_length: int) -> TextTokenizer:
     return tokenizer
 
 
-def _load_exactly(model: Any, weights: dict[str, Any], source: str) -> None:
-    """Every weight of ours comes from the source (the normaliser's buffers come from the stats)."""
-    expected = {k: v for k, v in model.state_dict().items() if not k.startswith("normalizer.")}
+def _load_exactly(
+    model: Any, weights: dict[str, Any], source: str, not_in_source: tuple[str, ...] = ()
+) -> None:
+    """Every weight of ours comes from the source (the normaliser's buffers come from the stats), except
+    those the family names as never read by the model it builds (`not_in_source`, full-match patterns)."""
+    unread = [re.compile(p) for p in not_in_source]
+    expected = {
+        k: v
+        for k, v in model.state_dict().items()
+        if not k.startswith("normalizer.") and not any(p.fullmatch(k) for p in unread)
+    }
     missing = sorted(set(expected) - set(weights))
     extra = sorted(set(weights) - set(expected))
     shapes = [

@@ -21,8 +21,18 @@ def _state_with_mask_columns(weight: torch.Tensor) -> torch.Tensor:
     return torch.cat([weight, torch.zeros_like(weight)], dim=1)
 
 
+def _adarms_gate_minus_one(bias: torch.Tensor) -> torch.Tensor:
+    """An adaRMS modulation bias [3D] (scale, shift, gate) whose residual is x + y·gate -> ours, whose
+    residual is x + y·(1 + gate): the gate's third less one (exact)."""
+    out = bias.clone()
+    third = bias.shape[0] // 3
+    out[2 * third :] -= 1.0
+    return out
+
+
 TRANSFORMS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "state_mask_columns": _state_with_mask_columns,
+    "adarms_gate_minus_one": _adarms_gate_minus_one,
 }
 
 

@@ -34,6 +34,7 @@ class LeRobotPolicy:
     stats: dict[str, dict[str, np.ndarray]]
     norm_map: dict[str, str]  # feature type (VISUAL, STATE, ACTION) -> LeRobot normalisation mode
     rename_map: dict[str, str] = field(default_factory=dict)  # robot/dataset key -> the policy's key
+    tokenizer_name: str | None = None  # the preprocessor's tokenizer step's (π0 / π0.5 name theirs there)
 
     @property
     def type(self) -> str:
@@ -71,7 +72,43 @@ def read_policy(path: Path) -> LeRobotPolicy:
     weights = load_file(str(path / WEIGHTS))
     stats, norm_map, rename = read_processors(path)
     norm_map = norm_map or {str(k): str(v) for k, v in config.get("normalization_mapping", {}).items()}
-    return LeRobotPolicy(path, config, weights, stats, norm_map, rename)
+    return LeRobotPolicy(path, config, weights, stats, norm_map, rename, _tokenizer_name(path))
+
+
+def _tokenizer_name(path: Path) -> str | None:
+    file = path / PROCESSOR_FILES[0]
+    if not file.is_file():
+        return None
+    for step in json.loads(file.read_text()).get("steps", []):
+        if step.get("registry_name") == "tokenizer_processor":
+            name = (step.get("config") or {}).get("tokenizer_name")
+            return str(name) if name else None
+    return None
+
+
+NORMALISATIONS = {"MEAN_STD": "mean_std", "QUANTILES": "quantile"}
+
+
+def normalisation(policy: LeRobotPolicy) -> str:
+    """Our model.normalization for the policy's norm_map; an unsupported mapping is one clear error."""
+    where = policy.path / CONFIG
+    modes = {kind: policy.norm_map.get(kind, "IDENTITY") for kind in ("VISUAL", "STATE", "ACTION")}
+    if modes["VISUAL"] != "IDENTITY":
+        raise CheckpointImportError(
+            f"{where}: normalization_mapping.VISUAL={modes['VISUAL']} is not supported"
+        )
+    for kind in ("STATE", "ACTION"):
+        if modes[kind] not in NORMALISATIONS:
+            raise CheckpointImportError(
+                f"{where}: normalization_mapping.{kind}={modes[kind]} is not supported "
+                f"(supported: {sorted(NORMALISATIONS)})"
+            )
+    if modes["STATE"] != modes["ACTION"]:
+        raise CheckpointImportError(
+            f"{where}: normalization_mapping STATE={modes['STATE']} and ACTION={modes['ACTION']} differ; "
+            "our model normalises both one way"
+        )
+    return NORMALISATIONS[modes["STATE"]]
 
 
 def read_processors(path: Path) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, str], dict[str, str]]:

@@ -22,7 +22,7 @@ from typing import Any
 
 from vla.importer.errors import CheckpointImportError
 from vla.importer.keys import KeyRule
-from vla.importer.lerobot import ACTION, STATE, LeRobotPolicy
+from vla.importer.lerobot import ACTION, STATE, LeRobotPolicy, normalisation
 from vla.model.config import BackboneConfig, ExpertConfig, VLAConfig
 
 _VLM = r"model\.vlm_with_expert\.vlm\.model"
@@ -47,7 +47,6 @@ KEY_TABLE: tuple[KeyRule, ...] = (
 IGNORED: tuple[str, ...] = ()  # every SmolVLA weight has a place in our model
 
 ROPE_THETA = 10_000.0  # LeRobot's apply_rope default, used whatever the VLM's config says
-NORMALISATIONS = {"MEAN_STD": "mean_std", "QUANTILES": "quantile"}
 EMPTY_CAMERA = "empty_camera_"  # LeRobot's placeholders for `empty_cameras`: always fed as masked -1 images
 
 
@@ -73,22 +72,7 @@ def refuse_unsupported(policy: LeRobotPolicy) -> None:
     for bad, option in checks:
         if bad:
             raise CheckpointImportError(f"{where}: {option} is not supported by our model")
-    modes = {kind: policy.norm_map.get(kind, "IDENTITY") for kind in ("VISUAL", "STATE", "ACTION")}
-    if modes["VISUAL"] != "IDENTITY":
-        raise CheckpointImportError(
-            f"{where}: normalization_mapping.VISUAL={modes['VISUAL']} is not supported"
-        )
-    for kind in ("STATE", "ACTION"):
-        if modes[kind] not in NORMALISATIONS:
-            raise CheckpointImportError(
-                f"{where}: normalization_mapping.{kind}={modes[kind]} is not supported "
-                f"(supported: {sorted(NORMALISATIONS)})"
-            )
-    if modes["STATE"] != modes["ACTION"]:
-        raise CheckpointImportError(
-            f"{where}: normalization_mapping STATE={modes['STATE']} and ACTION={modes['ACTION']} differ; "
-            "our model normalises both one way"
-        )
+    normalisation(policy)
 
 
 def translate_config(policy: LeRobotPolicy, vlm_config: dict[str, Any]) -> VLAConfig:
@@ -139,7 +123,7 @@ def translate_config(policy: LeRobotPolicy, vlm_config: dict[str, Any]) -> VLACo
         chunk_size=int(c["chunk_size"]),
         num_steps=int(c["num_steps"]),
         max_text_tokens=int(c["tokenizer_max_length"]),
-        normalization=NORMALISATIONS[policy.norm_map.get("STATE", "MEAN_STD")],
+        normalization=normalisation(policy),
         time_min_period=float(c.get("min_period", 4e-3)),
         time_max_period=float(c.get("max_period", 4.0)),
         causal_actions=True,

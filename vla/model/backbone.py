@@ -234,7 +234,8 @@ class Backbone(nn.Module):
         """pixels [N, 3, H, W] in [0, 1] -> the vision tower's patch features [N, patches, Dv] (row-major
         patch grid of the image resized with padding to image_size)."""
         x = resize_with_pad(pixels, self.image_size, self.image_resize)  # [N, 3, S, S]
-        x = x.to(self.embed_tokens.weight.dtype) * 2.0 - 1.0  # SigLIP: mean 0.5, std 0.5
+        dtype = next(self.vision.parameters()).dtype  # the text's, or float32 (model.keep_fp32)
+        x = x.to(dtype) * 2.0 - 1.0  # SigLIP: mean 0.5, std 0.5
         return self._vision_features(x)
 
     def project(self, features: torch.Tensor) -> torch.Tensor:
@@ -251,8 +252,8 @@ class Backbone(nn.Module):
         return tokens
 
     def embed_images(self, pixels: torch.Tensor) -> torch.Tensor:
-        """pixels [N, 3, H, W] in [0, 1] -> tokens [N, tokens_per_image, hidden]."""
-        return self.project(self.vision_features(pixels))
+        """pixels [N, 3, H, W] in [0, 1] -> tokens [N, tokens_per_image, hidden] in the text's dtype."""
+        return self.project(self.vision_features(pixels)).to(self.embed_tokens.weight.dtype)
 
     def _vision_features(self, x: torch.Tensor) -> torch.Tensor:
         """[N, 3, S, S] in [-1, 1] -> [N, patches, Dv]."""

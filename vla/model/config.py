@@ -19,6 +19,7 @@ NORMALIZATIONS = ("mean_std", "quantile")
 IMAGE_RESIZES = ("default", "smolvla", "pi0")
 PROMPT_FORMATS = ("bos_task", "task_newline", "pi05")
 MISSING_CAMERAS = ("error", "mask")
+STATE_TOKENS = ("prefix", "expert")
 
 
 class ModelConfigError(VLAError, ValueError):
@@ -102,6 +103,14 @@ class VLAConfig:
     max_text_tokens: int = 32
     state_mode: str = "continuous"  # continuous (projected token) | discrete (256 bins in the text)
     state_bins: int = 256
+    # Where the continuous state token runs: prefix (the backbone's stream, at its width, block after the
+    # images and text) | expert (π0: the action expert's stream at the expert's width, its own block after
+    # the prefix; it does not depend on the flow time, so its keys/values are cached per observation).
+    state_token: str = "prefix"
+    # Under a cast to bf16/fp16 (`model.to(dtype)`), keep the vision tower, projector, every RMSNorm and
+    # the state/action/time projections in float32, casting at their boundaries (as LeRobot's π0 / π0.5
+    # run in bf16). The imports set it; paligemma backbones only (their norms compute in float32).
+    keep_fp32: bool = False
     head: str = "flow"  # flow | fast
     normalization: str = "mean_std"  # mean_std | quantile
     time_beta_alpha: float = 1.5
@@ -174,6 +183,25 @@ class VLAConfig:
                 "missing_cameras",
                 f"one of {MISSING_CAMERAS}",
                 self.missing_cameras,
+            ),
+            (self.state_token in STATE_TOKENS, "state_token", f"one of {STATE_TOKENS}", self.state_token),
+            (
+                self.state_token == "prefix"
+                or (
+                    self.state_mode == "continuous"
+                    and self.head == "flow"
+                    and not self.expert.adarms
+                    and self.expert.self_attn_every == 1
+                ),
+                "state_token",
+                "prefix unless state_mode=continuous, head=flow, expert.adarms=false, expert.self_attn_every=1",
+                self.state_token,
+            ),
+            (
+                not self.keep_fp32 or b.family == "paligemma",
+                "keep_fp32",
+                "false unless backbone.family=paligemma",
+                self.keep_fp32,
             ),
             (self.expert.self_attn_every >= 0, "expert.self_attn_every", ">= 0", self.expert.self_attn_every),
             (

@@ -13,6 +13,7 @@ token (π0) or driving adaptive RMSNorms (π0.5: scale, shift and a residual gat
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -35,7 +36,9 @@ class RMSNorm(nn.Module):
         return F.rms_norm(x.float(), (x.shape[-1],), eps=self.eps).to(x.dtype)  # fused where available
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> tuple[torch.Tensor, None]:
-        return self.normalise(x) * (self.weight if self.plain else 1.0 + self.weight), None
+        normed = F.rms_norm(x.float(), (x.shape[-1],), eps=self.eps)  # float32 throughout, x's dtype out
+        weight = self.weight.float()
+        return (normed * (weight if self.plain else 1.0 + weight)).to(x.dtype), None
 
 
 class AdaRMSNorm(RMSNorm):
@@ -50,8 +53,10 @@ class AdaRMSNorm(RMSNorm):
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
         if cond is None:
             raise ValueError("AdaRMSNorm needs the time conditioning")
-        scale, shift, gate = self.modulation(cond)[:, None, :].chunk(3, dim=-1)  # each [B, 1, D]
-        return self.normalise(x) * (1.0 + scale) + shift, 1.0 + gate
+        modulation = self.modulation(cond.to(self.modulation.weight.dtype))[:, None, :].float()  # [B, 1, 3D]
+        scale, shift, gate = modulation.chunk(3, dim=-1)  # each [B, 1, D]
+        normed = F.rms_norm(x.float(), (x.shape[-1],), eps=self.eps)
+        return (normed * (1.0 + scale) + shift).to(x.dtype), (1.0 + gate).to(x.dtype)
 
 
 class ExpertAttention(nn.Module):
@@ -177,23 +182,30 @@ class ActionExpert(nn.Module):
         else:  # π0: concat(action, time) -> MLP per token
             self.time_mlp = nn.Sequential(nn.Linear(2 * width, width), nn.SiLU(), nn.Linear(width, width))
 
+    @property
+    def layer_dtype(self) -> torch.dtype:
+        """The layers' dtype (under model.keep_fp32 the projections in and out may differ)."""
+        layer: Any = self.layers[0]
+        return layer.self_attn.q_proj.weight.dtype
+
     def embed_actions(self, noisy: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """noisy [B, H, A], t [B] (or [B, H]: a time per action) -> (tokens [B, H, W], cond [B, W] or None)."""
         dtype = self.action_in.weight.dtype
+        layers = self.layer_dtype
         tokens = self.action_in(noisy.to(dtype))  # [B, H, W]
         if t.ndim == 2:  # per action (training-time RTC: the committed prefix is clean, at time 0)
             if self.adarms:
                 raise ValueError("a time per action needs the action-time MLP, not adaRMS conditioning")
             flat = sinusoidal_time_embedding(t.reshape(-1), self.width, self.min_period, self.max_period)
             time = flat.to(dtype).view(*t.shape, -1)  # [B, H, W]
-            return self.time_mlp(torch.cat([tokens, time], dim=-1)), None
+            return self.time_mlp(torch.cat([tokens, time], dim=-1)).to(layers), None
         time = sinusoidal_time_embedding(t, self.width, self.min_period, self.max_period).to(dtype)  # [B, W]
         if self.adarms:
-            return tokens, self.time_mlp(time)
+            return tokens.to(layers), self.time_mlp(time)
         time = time[:, None, :].expand_as(tokens)  # [B, H, W]
-        return self.time_mlp(torch.cat([tokens, time], dim=-1)), None
+        return self.time_mlp(torch.cat([tokens, time], dim=-1)).to(layers), None
 
     def project_out(self, hidden: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
         """Expert hidden [B, H, W] after the last layer -> velocity [B, H, A] in float32."""
         normed, _ = self.norm(hidden, cond)
-        return self.action_out(normed).float()
+        return self.action_out(normed.to(self.action_out.weight.dtype)).float()

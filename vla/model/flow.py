@@ -23,7 +23,7 @@ from vla.model.attention import KVCache, Segment, TokenLayout, joint_forward
 from vla.model.backbone import Backbone
 from vla.model.config import VLAConfig
 from vla.model.expert import ActionExpert
-from vla.model.prefix import encode_prefix, suffix_layout
+from vla.model.prefix import STATE_BLOCK, encode_prefix, suffix_layout
 
 
 @dataclass
@@ -58,6 +58,29 @@ class FlowMatchingHead(nn.Module):
         self.samples = cfg.flow_samples
         self.causal = cfg.causal_actions
 
+    # ------------------------------------------------------------------ the state token (π0)
+
+    @staticmethod
+    def state_layout(prefix_layout: TokenLayout) -> TokenLayout:
+        """The expert-stream state token's layout [B, 1]: its own block, the position after the prefix."""
+        b = prefix_layout.valid.shape[0]
+        device = prefix_layout.valid.device
+        return TokenLayout(
+            valid=torch.ones((b, 1), dtype=torch.bool, device=device),
+            block=torch.full((b, 1), STATE_BLOCK, dtype=torch.long, device=device),
+            position=prefix_layout.next_position(),
+        )
+
+    def extend_cache(self, backbone: Backbone, cache: KVCache, state: torch.Tensor) -> KVCache:
+        """Prefix cache + the state token [B, 1, W] run through the expert layers -> a cache of both (the
+        state token never sees the actions, so once per observation is exact)."""
+        layout = self.state_layout(cache.layout)
+        _, extended = joint_forward(
+            [Segment(state, self.expert.layers)], layout, backbone, past=cache, keep_cache=True
+        )
+        assert extended is not None
+        return extended
+
     # ------------------------------------------------------------------ the denoising step
 
     def velocity(
@@ -68,18 +91,26 @@ class FlowMatchingHead(nn.Module):
         prefix_layout: TokenLayout,
         prefix: torch.Tensor | None = None,
         cache: KVCache | None = None,
+        state: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """x_t [B, H, A], t [B] or [B, H] -> predicted velocity [B, H, A] (float32). Give `prefix` or `cache`."""
+        """x_t [B, H, A], t [B] or [B, H] -> predicted velocity [B, H, A] (float32). Give `prefix` or `cache`.
+        state [B, 1, W]: the expert-stream state token (model.state_token=expert), run with the prefix when
+        uncached; a cache already holds it (extend_cache), and then prefix_layout is the cache's layout."""
         tokens, cond = self.expert.embed_actions(x_t, t)  # [B, H, W]
         valid = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
-        layout = suffix_layout(prefix_layout, valid, causal=self.causal)
         action_seg = Segment(tokens, self.expert.layers, cond)
         if cache is not None:
+            layout = suffix_layout(prefix_layout, valid, causal=self.causal)
             (hidden,), _ = joint_forward([action_seg], layout, backbone, past=cache)
         elif prefix is not None:
-            joint = TokenLayout.cat([prefix_layout, layout])
-            prefix_seg = Segment(prefix, backbone.layers)
-            (_, hidden), _ = joint_forward([prefix_seg, action_seg], joint, backbone)
+            segments, layouts = [Segment(prefix, backbone.layers)], [prefix_layout]
+            if state is not None:
+                segments.append(Segment(state, self.expert.layers))
+                layouts.append(self.state_layout(prefix_layout))
+            context = TokenLayout.cat(layouts) if len(layouts) > 1 else prefix_layout
+            layout = suffix_layout(context, valid, causal=self.causal)
+            joint = TokenLayout.cat([*layouts, layout])
+            *_, hidden = joint_forward([*segments, action_seg], joint, backbone)[0]
         else:
             raise ValueError("velocity needs the prefix hidden states or its key/value cache")
         return self.expert.project_out(hidden, cond)
@@ -102,6 +133,7 @@ class FlowMatchingHead(nn.Module):
         action_dim_mask: torch.Tensor,
         noise: torch.Tensor | None = None,
         t: torch.Tensor | None = None,
+        state: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """actions [B, H, A_max] normalised and zero-padded; masks: action_is_pad [B, H], dims [B, A_max].
         With flow_samples k > 1 the prefix is encoded once and each observation gets k draws (noise and
@@ -110,7 +142,10 @@ class FlowMatchingHead(nn.Module):
         if self.samples > 1:
             k = self.samples
             _, cache = encode_prefix(backbone, prefix, prefix_layout)
-            cache, prefix_layout = cache.repeat_interleave(k), prefix_layout.repeat_interleave(k)
+            if state is not None:
+                cache = self.extend_cache(backbone, cache, state)
+            cache = cache.repeat_interleave(k)
+            prefix_layout = cache.layout
             actions, action_dim_mask = (
                 actions.repeat_interleave(k, 0),
                 action_dim_mask.repeat_interleave(k, 0),
@@ -132,7 +167,7 @@ class FlowMatchingHead(nn.Module):
         if cache is not None:  # the same joint pass: the prefix never attends to the action tokens
             pred = self.velocity(backbone, x_t, time, prefix_layout, cache=cache)
         else:
-            pred = self.velocity(backbone, x_t, time, prefix_layout, prefix=prefix)
+            pred = self.velocity(backbone, x_t, time, prefix_layout, prefix=prefix, state=state)
         weight = action_dim_mask[:, None, :].float().expand_as(pred)  # [B, H, A]
         if action_is_pad is not None:
             weight = weight * (~action_is_pad.bool())[:, :, None].float()
@@ -153,19 +188,26 @@ class FlowMatchingHead(nn.Module):
         prefix: torch.Tensor | None = None,
         cache: KVCache | None = None,
         guidance: RTCGuidance | None = None,
+        state: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Euler integration from noise [B, H, A] at t = 1 to actions at t = 0 -> [B, H, A] normalised.
-        With `guidance`, each step's velocity is corrected towards its target (real-time chunking)."""
+        With `guidance`, each step's velocity is corrected towards its target (real-time chunking).
+        state [B, 1, W]: the expert-stream state token; with a cache it joins the cache once here."""
+        if cache is not None and state is not None:
+            cache, state = self.extend_cache(backbone, cache, state), None
+            prefix_layout = cache.layout
         x = noise.float()
         dt = -1.0 / num_steps
         if guidance is not None and guidance.frozen > 0 and self.rtc_max_delay > 0:
-            return self._sample_committed(backbone, prefix_layout, x, num_steps, prefix, cache, guidance)
+            return self._sample_committed(
+                backbone, prefix_layout, x, num_steps, prefix, cache, guidance, state
+            )
         for step in range(num_steps):
             t = torch.full((x.shape[0],), 1.0 + step * dt, device=x.device)
             if guidance is None:
-                v = self.velocity(backbone, x, t, prefix_layout, prefix=prefix, cache=cache)
+                v = self.velocity(backbone, x, t, prefix_layout, prefix=prefix, cache=cache, state=state)
             else:
-                v = self._guided_velocity(guidance, backbone, x, t, prefix_layout, prefix, cache)
+                v = self._guided_velocity(guidance, backbone, x, t, prefix_layout, prefix, cache, state)
             x = x + dt * v
         return x
 
@@ -178,6 +220,7 @@ class FlowMatchingHead(nn.Module):
         prefix: torch.Tensor | None,
         cache: KVCache | None,
         guidance: RTCGuidance,
+        state: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Training-time RTC at inference: the committed rows are clamped to the target at time 0 and the
         rest is denoised conditioned on them (as the head was trained: `rtc_max_delay`), with the soft
@@ -199,9 +242,9 @@ class FlowMatchingHead(nn.Module):
             t = torch.full((b, h), 1.0 + step * dt, device=x.device)
             t[:, :d] = 0.0
             if soft is None:
-                v = self.velocity(backbone, x, t, prefix_layout, prefix=prefix, cache=cache)
+                v = self.velocity(backbone, x, t, prefix_layout, prefix=prefix, cache=cache, state=state)
             else:  # and the soft mask over the rows after them, as inference-time RTC does
-                v = self._guided_velocity(soft, backbone, x, t, prefix_layout, prefix, cache)
+                v = self._guided_velocity(soft, backbone, x, t, prefix_layout, prefix, cache, state)
             x = x + dt * v
         x[:, :d] = given
         return x
@@ -215,6 +258,7 @@ class FlowMatchingHead(nn.Module):
         prefix_layout: TokenLayout,
         prefix: torch.Tensor | None,
         cache: KVCache | None,
+        state: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """ΠGDM guidance in this file's convention (t = 1 is noise, v = noise - actions):
         v - c(t) · Jᵀ (W ⊙ (Y - â)), with â = x_t - t v the one-step estimate of the clean chunk."""
@@ -223,7 +267,7 @@ class FlowMatchingHead(nn.Module):
         weights = weights[None, :, None] if weights.ndim == 1 else weights[:, :, None]  # [B|1, H, 1]
         with torch.enable_grad():
             x_in = x_t.detach().requires_grad_(True)
-            v = self.velocity(backbone, x_in, t, prefix_layout, prefix=prefix, cache=cache)  # [B, H, A_max]
+            v = self.velocity(backbone, x_in, t, prefix_layout, prefix=prefix, cache=cache, state=state)
             tt = t[:, None, None] if t.ndim == 1 else t[:, :, None]  # [B, 1|H, 1]
             denoised = x_in - tt * v  # [B, H, A_max]
             error = torch.zeros_like(denoised)

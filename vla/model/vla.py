@@ -86,11 +86,6 @@ class VLAModel(nn.Module):
                 f"({text_tokenizer.vocab_size} words) + {reserved} FAST tokens; raise it"
             )
 
-        self.state_proj = (
-            StateProjection(cfg.max_state_dim, self.backbone.hidden_size)
-            if cfg.state_mode == "continuous"
-            else None
-        )
         self.flow: FlowMatchingHead | None = None
         self.fast: FastActionHead | None = None
         if cfg.head == "flow":
@@ -122,6 +117,12 @@ class VLAModel(nn.Module):
             self.fast = FastActionHead(
                 fast_tokenizer, self.backbone.vocab_size, text_tokenizer.eos_id, cfg.fast_max_tokens
             )
+        state_width = self.flow.expert.width if self.flow is not None else self.backbone.hidden_size
+        if cfg.state_token == "prefix":
+            state_width = self.backbone.hidden_size
+        self.state_proj = (
+            StateProjection(cfg.max_state_dim, state_width) if cfg.state_mode == "continuous" else None
+        )
         self.config = cfg
         self._warned_missing: set[tuple[str, ...]] = set()
         # The prefix functions, as attributes so that GraphedSampler can swap in compiled versions.
@@ -140,6 +141,32 @@ class VLAModel(nn.Module):
                 f"cannot fit the FAST tokenizer with model.fast_scale={cfg.fast_scale}, "
                 f"model.fast_vocab_size={cfg.fast_vocab_size}: {e}"
             ) from None
+
+    def fp32_modules(self) -> list[nn.Module]:
+        """What model.keep_fp32 keeps in float32 under a cast: the vision tower, the projector, every
+        RMSNorm (backbone and expert), the state/action/time projections and the normaliser (LeRobot's
+        processors normalise in float32)."""
+        kept: list[nn.Module] = [self.backbone.vision, self.backbone.projector, self.backbone.norm]
+        kept.append(self.normalizer)
+        layer: Any
+        for layer in self.backbone.layers:
+            kept += [layer.input_layernorm, layer.post_attention_layernorm]
+        if self.state_proj is not None:
+            kept.append(self.state_proj)
+        if self.flow is not None:
+            expert = self.flow.expert
+            kept += [expert.norm, expert.action_in, expert.action_out, expert.time_mlp]
+            for layer in expert.layers:
+                kept += [layer.input_layernorm, layer.post_attention_layernorm]
+        return kept
+
+    def _apply(self, fn: Any, recurse: bool = True) -> VLAModel:
+        """`.to(dtype)`, `.half()`, ...; with model.keep_fp32, the fp32 modules are cast back to float32."""
+        super()._apply(fn, recurse)
+        if getattr(self, "config", None) is not None and self.config.keep_fp32:
+            for module in self.fp32_modules():
+                module.float()
+        return self
 
     # ------------------------------------------------------------------ inputs
 
@@ -232,9 +259,21 @@ class VLAModel(nn.Module):
             "lm_token_accuracy": lm["token_accuracy"],
         }
 
+    @property
+    def prefix_state_proj(self) -> StateProjection | None:
+        """The state projection when the state token is part of the prefix (model.state_token=prefix)."""
+        return self.state_proj if self.config.state_token == "prefix" else None
+
+    def expert_state(self, inputs: ModelInputs) -> torch.Tensor | None:
+        """The expert-stream state token [B, 1, W] (model.state_token=expert), else None."""
+        if self.config.state_token != "expert":
+            return None
+        assert self.state_proj is not None and self.flow is not None
+        return self.state_proj(inputs.state, inputs.state_mask).to(self.flow.expert.layer_dtype)  # [B, 1, W]
+
     def loss_from_inputs(self, inputs: ModelInputs, **flow_kwargs: torch.Tensor) -> dict[str, torch.Tensor]:
         assert inputs.actions is not None and inputs.action_dim_mask is not None
-        prefix, layout = embed_prefix(self.backbone, self.state_proj, inputs)
+        prefix, layout = embed_prefix(self.backbone, self.prefix_state_proj, inputs)
         if self.flow is not None:
             return self.flow.loss(
                 self.backbone,
@@ -243,6 +282,7 @@ class VLAModel(nn.Module):
                 inputs.actions,
                 inputs.action_is_pad,
                 inputs.action_dim_mask,
+                state=self.expert_state(inputs),
                 **flow_kwargs,
             )
         assert self.fast is not None
@@ -278,7 +318,7 @@ class VLAModel(nn.Module):
     ) -> torch.Tensor:
         """The pure-tensor inference path (no validation, no tokenising): normalised [B, chunk, action_dim]."""
         cfg = self.config
-        prefix, layout = self.embed_prefix_fn(self.backbone, self.state_proj, inputs)
+        prefix, layout = self.embed_prefix_fn(self.backbone, self.prefix_state_proj, inputs)
         if self.fast is not None:
             if guidance is not None:
                 raise ModelConfigError("guided sampling (real-time chunking) needs model.head=flow")
@@ -287,17 +327,29 @@ class VLAModel(nn.Module):
         if noise is None:
             noise = torch.randn((inputs.batch_size, cfg.chunk_size, cfg.max_action_dim), device=prefix.device)
         steps = num_steps or cfg.num_steps
+        state = self.expert_state(inputs)
         if use_cache:
             _, cache = self.encode_prefix_fn(self.backbone, prefix, layout)
-            x = self.flow.sample(self.backbone, layout, noise, steps, cache=cache, guidance=guidance)
+            x = self.flow.sample(
+                self.backbone, layout, noise, steps, cache=cache, guidance=guidance, state=state
+            )
         else:
-            x = self.flow.sample(self.backbone, layout, noise, steps, prefix=prefix, guidance=guidance)
+            x = self.flow.sample(
+                self.backbone, layout, noise, steps, prefix=prefix, guidance=guidance, state=state
+            )
         return x[:, :, : cfg.resolved_action_dim]
 
     def encode_observation(self, inputs: ModelInputs) -> tuple[KVCache, TokenLayout]:
-        """Prefix once per observation -> its key/value cache (for runners that denoise themselves)."""
-        prefix, layout = self.embed_prefix_fn(self.backbone, self.state_proj, inputs)
-        return self.encode_prefix_fn(self.backbone, prefix, layout)[1], layout
+        """Prefix once per observation -> its key/value cache (for runners that denoise themselves); with
+        model.state_token=expert the cache (and layout) cover the state token too."""
+        prefix, layout = self.embed_prefix_fn(self.backbone, self.prefix_state_proj, inputs)
+        cache = self.encode_prefix_fn(self.backbone, prefix, layout)[1]
+        state = self.expert_state(inputs)
+        if state is not None:
+            assert self.flow is not None
+            cache = self.flow.extend_cache(self.backbone, cache, state)
+            layout = cache.layout
+        return cache, layout
 
     # ------------------------------------------------------------------ files
 
