@@ -30,7 +30,8 @@ bf16 noise expected at random weights, reported, not asserted. Goals marked in t
 
 --smoke shrinks the models with the test suite's own fixtures (tests/importer/), re-randomised at a large
 gain so that the max |Δ| check means something (in fp32 the import is exact). Writes --out (default
-bench/results/gpu_import.json, atomically, after every family) and prints a markdown table.
+$OUT/gpu_import.json where $OUT is set, else bench/results/gpu_import.json; atomically, after every
+family) and prints a markdown table. Needs lerobot==0.6.1 and its dependencies (checked first).
 """
 
 from __future__ import annotations
@@ -418,6 +419,28 @@ def table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def preflight(families: list[str]) -> dict[str, str]:
+    """Import LeRobot's modules the run needs before anything slow -> package versions. A device image
+    without LeRobot 0.6.1's environment fails here, in one line naming the missing module."""
+    from importlib import import_module
+    from importlib.metadata import PackageNotFoundError, version
+
+    modules = {
+        "smolvla": "lerobot.policies.smolvla.modeling_smolvla",
+        "pi0": "lerobot.policies.pi0.modeling_pi0",
+    }
+    modules["pi05"] = "lerobot.policies.pi05.modeling_pi05"
+    for family in families:
+        import_module(modules[family])
+    versions = {}
+    for name in ("torch", "lerobot", "transformers", "tokenizers"):
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            versions[name] = "missing"
+    return versions
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -433,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eager-attention", default="sdpa", help="ours_eager's attention kernels")
     parser.add_argument("--graph-attention", default="math", help="the kernels ours_graphed captures")
     parser.add_argument("--budget-s", type=float, default=360.0, help="start no family past this time")
-    parser.add_argument("--out", default="bench/results/gpu_import.json")
+    parser.add_argument("--out", default=None, help="default $OUT/gpu_import.json, else bench/results/")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     if args.smoke:
@@ -445,13 +468,25 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"error: --families: unknown {unknown} (choose from smolvla, pi0, pi05)", file=sys.stderr)
         return 2
-    out = Path(args.out)
+    try:
+        versions = preflight(families)
+    except ImportError as e:
+        print(
+            f"error: LeRobot's policies cannot be imported ({type(e).__name__}: {e}); this script needs "
+            "lerobot==0.6.1 and its dependencies (transformers 5.5.x) installed",
+            file=sys.stderr,
+        )
+        return 2
+    out = Path(
+        args.out
+        or (Path(os.environ["OUT"]) if "OUT" in os.environ else Path("bench/results")) / "gpu_import.json"
+    )
     report: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         "device": torch.cuda.get_device_name(device)
         if device.type == "cuda"
         else platform.processor() or "cpu",
-        "torch": torch.__version__,
+        "versions": versions,
         "dtype": dtype_name,
         "smoke": args.smoke,
         "goals": {"speedup_vs_lerobot": GOAL_RATIO, "pi0_ms_per_chunk": GOAL_PI0_MS},
