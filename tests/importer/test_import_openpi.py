@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -45,11 +46,19 @@ CAMERAS = ["top", "wrist"]  # the fixture's cameras as openpi's base_0_rgb, left
 
 
 def write_openpi_dir(
-    lerobot_dir: Path, out: Path, *, asset_id: str = "trossen", config: bool = True, tied: bool = True
+    lerobot_dir: Path,
+    out: Path,
+    *,
+    asset_id: str = "trossen",
+    config: bool = True,
+    tied: bool = True,
+    dtype: torch.dtype = torch.float32,
 ) -> Path:
-    """An openpi checkpoint dir holding the LeRobot policy's weights and stats."""
+    """An openpi checkpoint dir holding the LeRobot policy's weights (cast to `dtype`: the converter's
+    default precision is bfloat16) and stats."""
     weights = {
-        k.removeprefix("model."): v for k, v in load_file(str(lerobot_dir / "model.safetensors")).items()
+        k.removeprefix("model."): v.to(dtype)
+        for k, v in load_file(str(lerobot_dir / "model.safetensors")).items()
     }
     if tied:  # save_model keeps a tied tensor once, under its first name in sorted order
         weights[LM_HEAD] = weights.pop(EMBED)
@@ -135,6 +144,26 @@ def test_the_weights_are_the_lerobot_imports(pair: dict[str, Any]) -> None:
     assert pair["ours"].config.normalization == ("quantile" if pair["family"] == "pi05" else "mean_std")
 
 
+def test_an_untied_bf16_checkpoint_gives_the_same_weights_rounded(
+    pi0_source: tuple[Path, Any], tmp_path: Path
+) -> None:
+    source = pi0_source[0]
+    tokenizer = str(source.parent / "tokenizer")
+    tied = write_openpi_dir(source, tmp_path / "tied")
+    untied = write_openpi_dir(source, tmp_path / "untied", tied=False, dtype=torch.bfloat16)
+    saved = load_file(str(untied / "model.safetensors"))  # both, as LeRobot saved them: the head is ignored
+    assert EMBED in saved and LM_HEAD in saved and EMBED not in load_file(str(tied / "model.safetensors"))
+    import_policy(tied, tmp_path / "a", tokenizer, _options(source))
+    import_policy(untied, tmp_path / "b", tokenizer, _options(source))
+    a = VLAModel.from_pretrained(tmp_path / "a").state_dict()
+    b = VLAModel.from_pretrained(tmp_path / "b").state_dict()
+    assert torch.equal(
+        a["backbone.embed_tokens.weight"].bfloat16().float(), b["backbone.embed_tokens.weight"]
+    )
+    assert all(torch.equal(a[k].bfloat16().float(), b[k]) for k in a if not k.startswith("normalizer."))
+    assert not torch.equal(a["backbone.embed_tokens.weight"], b["backbone.embed_tokens.weight"])
+
+
 @pytest.mark.parametrize("quantile", [False, True])
 def test_norm_stats_fold_openpis_epsilon_exactly(tmp_path: Path, quantile: bool) -> None:
     g = np.random.default_rng(0)
@@ -215,6 +244,13 @@ def test_options_reach_the_config(pi05_source: tuple[Path, Any], tmp_path: Path)
         ({}, {"asset_id": "ur5e"}, "openpi.asset_id=ur5e: no "),
         ({"stats_without": "q01"}, {}, "norm_stats.state has no ['q01']"),
         ({"second_asset": "droid"}, {"asset_id": None}, "pass openpi.asset_id=<one>"),
+        ({"drop_weight": "time_mlp_in.weight"}, {}, "neither time_mlp_in (π0.5) nor action_time_mlp_in (π0)"),
+        (
+            {"add_weight": "fast_head.weight"},
+            {},
+            "the openpi key table does not know, e.g. ['fast_head.weight']",
+        ),
+        ({"state_dims": 9}, {}, "observation.state has 9 dims, more than the model's action_dim 8"),
     ],
 )
 def test_what_is_missing_or_unsupported_is_named(
@@ -231,10 +267,20 @@ def test_what_is_missing_or_unsupported_is_named(
         data = json.loads(stats_file.read_text())
         del data["norm_stats"]["state"][layout["stats_without"]]
         stats_file.write_text(json.dumps(data))
+    if "state_dims" in layout:
+        data = json.loads(stats_file.read_text())
+        data["norm_stats"]["state"] = {k: [0.5] * layout["state_dims"] for k in ("mean", "std", "q01", "q99")}
+        stats_file.write_text(json.dumps(data))
+    weights = load_file(str(openpi_dir / "model.safetensors"))
+    if "drop_weight" in layout:
+        del weights[layout["drop_weight"]]
+    if "add_weight" in layout:
+        weights[layout["add_weight"]] = torch.zeros(2)
+    save_file(weights, str(openpi_dir / "model.safetensors"))
     if "second_asset" in layout:
         (openpi_dir / "assets" / layout["second_asset"]).mkdir()
         shutil.copy(stats_file, openpi_dir / "assets" / layout["second_asset"])
-    with pytest.raises(CheckpointImportError, match=message.replace("[", r"\[").replace("]", r"\]")):
+    with pytest.raises(CheckpointImportError, match=re.escape(message)):
         import_policy(
             openpi_dir, tmp_path / "out", str(source.parent / "tokenizer"), _options(source, **changes)
         )
