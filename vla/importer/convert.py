@@ -1,4 +1,5 @@
-"""`import_policy`: a LeRobot policy dir (or hub id) -> one of our checkpoint directories."""
+"""`import_policy`: a LeRobot policy dir, an openpi PyTorch checkpoint dir (or a hub id of either) -> one of
+our checkpoint directories."""
 
 from __future__ import annotations
 
