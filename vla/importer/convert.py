@@ -1,4 +1,5 @@
-"""`import_policy`: a LeRobot policy dir (or hub id) -> one of our checkpoint directories."""
+"""`import_policy`: a LeRobot policy dir, an openpi PyTorch checkpoint dir (or a hub id of either) -> one of
+our checkpoint directories."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vla.importer import pi0, pi05, smolvla
+from vla.importer import openpi, pi0, pi05, smolvla
 from vla.importer.errors import CheckpointImportError
 from vla.importer.keys import map_weights
 from vla.importer.lerobot import read_policy
@@ -40,15 +41,30 @@ class ImportSummary:
         ]
 
 
-def import_policy(source: str | Path, output: str | Path, vlm: str | None = None) -> ImportSummary:
-    """Read `source` (a LeRobot policy dir, or a hub id where a network exists), translate its config,
-    map its weights through the family's key table, and write our checkpoint atomically to `output`.
-    `vlm`: where the VLM's transformers config and tokenizer are (default: the source config's
-    `vlm_model_name`; a local dir, or a hub id in the cache or reachable); for π0 / π0.5 the tokenizer
-    only (default: the one the source's preprocessor names), their sizes coming from the weights."""
+def import_policy(
+    source: str | Path,
+    output: str | Path,
+    vlm: str | None = None,
+    openpi_options: openpi.OpenpiOptions | None = None,
+) -> ImportSummary:
+    """Read `source` (a LeRobot policy dir, an openpi PyTorch checkpoint dir, or a hub id where a network
+    exists), translate its config, map its weights through the family's key table, and write our
+    checkpoint atomically to `output`. `vlm`: where the VLM's transformers config and tokenizer are
+    (default: the source config's `vlm_model_name`; a local dir, or a hub id in the cache or reachable);
+    for π0 / π0.5 the tokenizer only (default: the one the source's preprocessor names, or PaliGemma's),
+    their sizes coming from the weights. `openpi_options`: what an openpi dir does not say (openpi only)."""
     from vla.model.vla import VLAModel
 
-    policy = read_policy(_local_dir(str(source)))
+    path = _local_dir(str(source))
+    from_openpi = openpi.is_openpi_dir(path)
+    if from_openpi:
+        policy = openpi.read_checkpoint(path, openpi_options or openpi.OpenpiOptions())
+    elif openpi_options is not None and openpi_options != openpi.OpenpiOptions():
+        raise CheckpointImportError(
+            f"source={source}: openpi.* options apply to openpi checkpoints only, and this is not one"
+        )
+    else:
+        policy = read_policy(path)
     family = FAMILIES.get(policy.type)
     if family is None:
         raise CheckpointImportError(
@@ -73,12 +89,17 @@ def import_policy(source: str | Path, output: str | Path, vlm: str | None = None
         f"n_action_steps={policy.config.get('n_action_steps')} in the source: choose the runner's execution "
         "horizon to match"
     ]
+    if from_openpi:
+        notes = [
+            "openpi's clients choose how many actions of a chunk to run (e.g. replan_steps): set the "
+            "runner's execution horizon to match"
+        ]
+        notes += list(openpi.NOTES)
     notes += list(getattr(family, "NOTES", ()))
     if policy.config.get("empty_cameras", 0):
         notes.append("its empty cameras are always masked, so they were left out of model.cameras")
-    return ImportSummary(
-        Path(output).absolute(), policy.type, model.num_parameters(), model.config, vlm_name, notes
-    )
+    name = f"openpi {policy.type}" if from_openpi else policy.type
+    return ImportSummary(Path(output).absolute(), name, model.num_parameters(), model.config, vlm_name, notes)
 
 
 def _local_dir(source: str) -> Path:
