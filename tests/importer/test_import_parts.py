@@ -149,7 +149,14 @@ def test_the_app_prints_one_line_and_exits_2(smolvla_source: tuple[Path, Any], t
 
 def test_the_app_writes_a_loadable_checkpoint(smolvla_source: tuple[Path, Any], tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "vla.apps.import_policy", f"source={smolvla_source[0]}", "output=imported"],
+        [
+            sys.executable,
+            "-m",
+            "vla.apps.import_policy",
+            f"source={smolvla_source[0]}",
+            "output=imported",
+            f"base_vlm={smolvla_source[0].parent / 'vlm'}",  # a field, not the pretrain app's `vlm` group
+        ],
         cwd=tmp_path,
         env=dict(os.environ, PYTHONPATH=str(REPO), HF_HUB_OFFLINE="1"),
         capture_output=True,
@@ -158,6 +165,7 @@ def test_the_app_writes_a_loadable_checkpoint(smolvla_source: tuple[Path, Any], 
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("imported smolvla") and "cameras ['top', 'wrist']" in proc.stdout
+    assert f"tokenizer from {smolvla_source[0].parent / 'vlm'}" in proc.stdout
     model = VLAModel.from_pretrained(tmp_path / "imported")
     assert (model.config.chunk_size, model.config.num_steps, model.config.max_text_tokens) == (6, 3, 12)
     b = model.config.backbone  # the written config says what the VLM is (its own rope_theta, 1e5, kept)

@@ -2,11 +2,11 @@
 
     vla-import source=path/to/lerobot/policy output=outputs/imported/smolvla
     vla-import source=lerobot/smolvla_base output=outputs/imported/smolvla_base     # where a network exists
-    vla-import source=<dir> output=<dir> vlm=path/to/SmolVLM2-500M-Video-Instruct    # the VLM's config + tokenizer
-    vla-import source=path/to/lerobot/pi05 output=outputs/imported/pi05 vlm=path/to/paligemma-3b-pt-224
+    vla-import source=<dir> output=<dir> base_vlm=path/to/SmolVLM2-500M-Video-Instruct    # the VLM's config + tokenizer
+    vla-import source=path/to/lerobot/pi05 output=outputs/imported/pi05 base_vlm=path/to/paligemma-3b-pt-224
 
 Families: LeRobot 0.6.1's SmolVLA, π0 and π0.5 (vla/importer/{smolvla,pi0,pi05}.py), and openpi's PyTorch
-π0 / π0.5 checkpoints (vla/importer/openpi.py). For π0 / π0.5 the sizes come from the weights and `vlm`
+π0 / π0.5 checkpoints (vla/importer/openpi.py). For π0 / π0.5 the sizes come from the weights and `base_vlm`
 names the tokenizer only (default: the preprocessor's; for openpi google/paligemma-3b-pt-224).
 
 openpi: a dir that examples/convert_jax_model_to_pytorch.py or scripts/train_pytorch.py wrote
@@ -14,7 +14,7 @@ openpi: a dir that examples/convert_jax_model_to_pytorch.py or scripts/train_pyt
 its Python training config is passed as `openpi.*` (names as in openpi's config; null: openpi's default):
 
     vla-import source=checkpoints/pi05_libero_pytorch output=outputs/imported/pi05_libero \
-        vlm=path/to/paligemma-3b-pt-224 openpi.asset_id=physical-intelligence/libero \
+        base_vlm=path/to/paligemma-3b-pt-224 openpi.asset_id=physical-intelligence/libero \
         'openpi.cameras={base_0_rgb: front, left_wrist_0_rgb: wrist}'
 
     openpi.asset_id              which assets/<id>/norm_stats.json (null: the only one there)
@@ -48,7 +48,9 @@ APP = "vla-import"
 class ImportConfig:
     source: str = MISSING  # LeRobot policy dir (config.json + model.safetensors + processor files) or hub id
     output: str = MISSING  # the checkpoint directory to write (replaced atomically)
-    vlm: str | None = None  # the VLM's config + tokenizer (π0/π0.5: tokenizer only); null: from the source
+    base_vlm: str | None = (
+        None  # the VLM's config + tokenizer (π0/π0.5: tokenizer only); null: from the source
+    )
     openpi: OpenpiOptions = field(default_factory=OpenpiOptions)  # openpi sources only (see above)
 
 
@@ -63,7 +65,7 @@ def main(cfg: DictConfig) -> None:
     from vla.importer import import_policy
 
     options = OpenpiOptions(**OmegaConf.to_container(cfg.openpi))  # type: ignore[arg-type]
-    summary = import_policy(cfg.source, cfg.output, cfg.vlm, options)
+    summary = import_policy(cfg.source, cfg.output, cfg.base_vlm, options)
     for line in summary.lines():
         print(line, flush=True)
 

@@ -77,7 +77,9 @@ def import_policy(
     else:
         vlm_name = vlm or str(policy.config.get("vlm_model_name", ""))
         if not vlm_name:
-            raise CheckpointImportError(f"source={source}: no vlm_model_name in its config; pass vlm=<dir>")
+            raise CheckpointImportError(
+                f"source={source}: no vlm_model_name in its config; pass base_vlm=<dir>"
+            )
         vlm_config = _vlm_config(vlm_name)
     config = family.translate_config(policy, vlm_config)
     tokenizer = _tokenizer(vlm_name, config.max_text_tokens)
@@ -130,7 +132,7 @@ def _vlm_config(name: str) -> dict[str, Any]:
         return dict(AutoConfig.from_pretrained(name).to_dict())
     except (OSError, ValueError) as e:
         raise CheckpointImportError(
-            f"vlm={name}: cannot read the VLM's transformers config ({type(e).__name__}); pass vlm=<local dir>"
+            f"base_vlm={name}: cannot read the VLM's transformers config ({type(e).__name__}); pass base_vlm=<local dir>"
         ) from None
 
 
@@ -147,7 +149,7 @@ def _tokenizer(name: str, max_length: int) -> TextTokenizer:
         hf = AutoTokenizer.from_pretrained(name)
     except (OSError, ValueError) as e:
         raise CheckpointImportError(
-            f"vlm={name}: cannot load the VLM's tokenizer ({type(e).__name__}); pass vlm=<local dir>"
+            f"base_vlm={name}: cannot load the VLM's tokenizer ({type(e).__name__}); pass base_vlm=<local dir>"
         ) from None
     tokenizer = TextTokenizer.from_hf(hf, name)
     for length in (max_length, 4):  # as given, and truncated
@@ -156,7 +158,7 @@ def _tokenizer(name: str, max_length: int) -> TextTokenizer:
         got = ids[0][valid[0]].tolist()
         if got != want:
             raise CheckpointImportError(
-                f"vlm={name}: its tokenizer.json tokenizes a prompt as {got[:8]}, transformers as {want[:8]}; "
+                f"base_vlm={name}: its tokenizer.json tokenizes a prompt as {got[:8]}, transformers as {want[:8]}; "
                 "such a tokenizer is not supported"
             )
     return tokenizer
