@@ -60,8 +60,8 @@ demo: install
 	t4=$$(date +%s); \
 	echo "stage times: VLM $$((t1-t0)) s, recording $$((t2-t1)) s, fine-tuning $$((t3-t2)) s, evaluation $$((t4-t3)) s; total $$((t4-t0)) s"
 
-# The shipped VLM (envs/so101/assets/vlm_tiny): vla-pretrain with its defaults, then the final model (or,
-# with VLM_STEP=006500, that checkpoint's model files: the shipped one, see bench/README.md) copied there
+# The shipped VLM (envs/so101/assets/vlm_tiny): vla-pretrain with its defaults, then the final model (the
+# shipped one, see bench/README.md; or, with VLM_STEP=NNNNNN, that checkpoint's model files) copied there
 # and evaluated on held-out scenes (its eval.json).
 VLM_STEP ?=
 VLM_FILES := config.json generation_config.json model.safetensors patch_head.safetensors tokenizer.json \

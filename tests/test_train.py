@@ -342,3 +342,18 @@ def test_train_then_rollout_cli(sim_dataset: Path, tmp_path: Path) -> None:
         e["steps"] == 20 for e in report["per_episode"] if not e["success"]
     )
     assert len(list((tmp_path / "eval" / "videos").glob("*.mp4"))) == 1
+
+
+def test_a_field_added_since_a_run_started_does_not_block_its_resume() -> None:
+    """Resuming compares configs; a key the saved run lacks counts as the schema's default there."""
+    from vla.train.common import config_differences
+
+    defaults = {"lr": 1.0, "backbone": {"width": 8, "new_option": False}}
+    saved = {"lr": 1.0, "backbone": {"width": 16}}  # written before `new_option` existed
+    assert (
+        config_differences({"lr": 1.0, "backbone": {"width": 16, "new_option": False}}, saved, defaults) == []
+    )
+    assert config_differences(
+        {"lr": 1.0, "backbone": {"width": 16, "new_option": True}}, saved, defaults
+    ) == [("backbone.new_option", False, True)]
+    assert config_differences({"lr": 2.0, "backbone": {"width": 16}}, saved, defaults) == [("lr", 1.0, 2.0)]

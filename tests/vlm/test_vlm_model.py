@@ -252,3 +252,5 @@ def test_shipped_vlm_loads_knows_the_task_words_and_carries_its_evaluation() -> 
         "examples",
     } <= set(ev)
     assert set(ev["pointing_accuracy_per_camera"]) == {"front", "wrist"}
+    meta = json.loads((root / "vlm_config.json").read_text())
+    assert meta["config"]["backbone"]["pretrained"] is None  # no path of the machine that made it

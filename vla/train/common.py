@@ -6,12 +6,36 @@ import json
 import math
 import random
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
 from vla.errors import VLAError
+
+
+def config_differences(
+    requested: dict[str, Any], saved: dict[str, Any], defaults: dict[str, Any]
+) -> list[tuple[str, Any, Any]]:
+    """[(dotted key, value in the saved run, value asked for now)] where the two configs differ. A key the
+    saved config lacks — a field added to the schema since that run started — counts as its default there,
+    so upgrading the code does not block resuming a run that never set the new field."""
+
+    def flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+        return out
+
+    a, b, d = flat(requested), flat(saved), flat(defaults)
+    diffs = []
+    for k in sorted(set(a) | set(b)):
+        there = b[k] if k in b else d.get(k)
+        here = a[k] if k in a else d.get(k)
+        if here != there:
+            diffs.append((k, there, here))
+    return diffs
 
 
 def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:

@@ -23,7 +23,13 @@ from vla.errors import VLAError
 from vla.stop import GracefulStop
 from vla.train import distributed, state
 from vla.train.augment import AugmentConfig, augment_images
-from vla.train.common import MetricsLogger, hydra_output_dir, make_optimizer, seed_everything
+from vla.train.common import (
+    MetricsLogger,
+    config_differences,
+    hydra_output_dir,
+    make_optimizer,
+    seed_everything,
+)
 from vla.train.data import (
     DatasetSpec,
     fresh_video_decoders,
@@ -65,19 +71,14 @@ def _model_config(cfg: DictConfig, spec: DatasetSpec) -> Any:
 
 
 def _check_same_model(requested: dict[str, Any], saved: dict[str, Any], where: Path) -> None:
-    def flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for k, v in d.items():
-            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
-        return out
+    from vla.model.config import VLAConfig
 
-    a, b = flat(requested), flat(saved)
-    diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    diff = config_differences(requested, saved, VLAConfig().to_dict())
     if diff:
-        k = diff[0]
+        k, there, here = diff[0]
         raise VLAError(
-            f"checkpoint {where} was trained with another model config (model.{k}={b.get(k)!r} there, "
-            f"{a.get(k)!r} here{f'; {len(diff) - 1} more differences' if len(diff) > 1 else ''}); "
+            f"checkpoint {where} was trained with another model config (model.{k}={there!r} there, "
+            f"{here!r} here{f'; {len(diff) - 1} more differences' if len(diff) > 1 else ''}); "
             "resume with the same model, or choose a new output_dir"
         )
 

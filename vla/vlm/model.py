@@ -212,7 +212,11 @@ class VisionLanguageModel(nn.Module):
                     {k: v.detach().cpu().contiguous() for k, v in self.patch_head.state_dict().items()},
                     str(tmp / PATCH_HEAD),
                 )
-            meta = {"format": "vla-vlm", "version": 1, "config": _plain(asdict(self.config))}
+            config = _plain(asdict(self.config))
+            config["backbone"]["pretrained"] = (
+                None  # the weights are this directory's (from_pretrained sets it)
+            )
+            meta = {"format": "vla-vlm", "version": 1, "config": config}
             (tmp / VLM_CONFIG).write_text(json.dumps(meta, indent=2) + "\n")
             if target.exists():
                 old = target.with_name(f".{target.name}.old-{tempfile.gettempprefix()}")

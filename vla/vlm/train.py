@@ -11,6 +11,7 @@ run continues the schedule and the data order of an uninterrupted one: the sampl
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -24,7 +25,13 @@ from omegaconf import DictConfig, OmegaConf
 from vla.errors import VLAError
 from vla.stop import GracefulStop
 from vla.train import state
-from vla.train.common import MetricsLogger, hydra_output_dir, make_optimizer, seed_everything
+from vla.train.common import (
+    MetricsLogger,
+    config_differences,
+    hydra_output_dir,
+    make_optimizer,
+    seed_everything,
+)
 from vla.train.sampler import ResumableShuffleSampler
 from vla.vlm.evaluate import evaluate, table
 from vla.vlm.model import VisionLanguageModel, VLMConfig
@@ -126,10 +133,13 @@ def pretrain(cfg: DictConfig) -> PretrainResult:
     seed_everything(t.seed)
     if resume_from is not None:
         saved = json.loads((resume_from / state.STATE_FILE).read_text())["train_config"]
-        if saved.get("vlm") != OmegaConf.to_container(cfg.vlm, resolve=True):
+        requested: dict[str, Any] = OmegaConf.to_container(cfg.vlm, resolve=True)  # type: ignore[assignment]
+        diff = config_differences(requested, saved.get("vlm", {}), dataclasses.asdict(VLMConfig()))
+        if diff:
+            k, there, here = diff[0]
             raise VLAError(
-                f"checkpoint {resume_from} was pretrained with another vlm config; resume with the same "
-                "one or choose a new output_dir"
+                f"checkpoint {resume_from} was pretrained with another vlm config (vlm.{k}={there!r} there, "
+                f"{here!r} here); resume with the same one or choose a new output_dir"
             )
         model = VisionLanguageModel.from_pretrained(resume_from)
     else:
