@@ -14,8 +14,19 @@ import torch
 from safetensors.torch import load_file
 
 from vla.importer.errors import CheckpointImportError
+from vla.importer.keys import KeyRule
 
 CONFIG = "config.json"
+
+# How every LeRobot flow policy (SmolVLA, π0, π0.5) names its state and action projections.
+STATE_PROJECTION_RULES: tuple[KeyRule, ...] = (
+    KeyRule(r"model\.state_proj\.weight", "state_proj.proj.weight", transform="state_mask_columns"),
+    KeyRule(r"model\.state_proj\.bias", "state_proj.proj.bias"),
+)
+ACTION_PROJECTION_RULES: tuple[KeyRule, ...] = (
+    KeyRule(r"model\.action_in_proj\.(weight|bias)", r"flow.expert.action_in.\1"),
+    KeyRule(r"model\.action_out_proj\.(weight|bias)", r"flow.expert.action_out.\1"),
+)
 WEIGHTS = "model.safetensors"
 PROCESSOR_FILES = ("policy_preprocessor.json", "policy_postprocessor.json")
 NORMALISER_STEPS = ("normalizer_processor", "unnormalizer_processor")

@@ -28,25 +28,34 @@ import torch
 
 from vla.importer.errors import CheckpointImportError
 from vla.importer.keys import KeyRule
-from vla.importer.lerobot import ACTION, STATE, LeRobotPolicy, normalisation
+from vla.importer.lerobot import (
+    ACTION,
+    ACTION_PROJECTION_RULES,
+    STATE,
+    STATE_PROJECTION_RULES,
+    LeRobotPolicy,
+    normalisation,
+)
 from vla.importer.smolvla import EMPTY_CAMERA, _backbone_sizes
 from vla.model.config import BackboneConfig, ExpertConfig, VLAConfig
 
 _VLM = r"model\.paligemma_with_expert\.paligemma\.model"
 _EXPERT = r"model\.paligemma_with_expert\.gemma_expert\.model"
 
-KEY_TABLE: tuple[KeyRule, ...] = (
+# LeRobot's PaliGemma backbone (π0 and π0.5 alike).
+PALIGEMMA_RULES: tuple[KeyRule, ...] = (
     KeyRule(rf"{_VLM}\.vision_tower\.(.+)", r"backbone.vision.\1"),
     KeyRule(rf"{_VLM}\.multi_modal_projector\.(.+)", r"backbone.projector.\1"),
     KeyRule(rf"{_VLM}\.language_model\.embed_tokens\.weight", "backbone.embed_tokens.weight"),
     KeyRule(rf"{_VLM}\.language_model\.layers\.(\d+)\.(.+)", r"backbone.layers.\1.\2"),
     KeyRule(rf"{_VLM}\.language_model\.norm\.weight", "backbone.norm.weight"),
+)
+KEY_TABLE: tuple[KeyRule, ...] = (
+    *PALIGEMMA_RULES,
     KeyRule(rf"{_EXPERT}\.layers\.(\d+)\.(.+)", r"flow.expert.layers.\1.\2"),
     KeyRule(rf"{_EXPERT}\.norm\.weight", "flow.expert.norm.weight"),
-    KeyRule(r"model\.state_proj\.weight", "state_proj.proj.weight", transform="state_mask_columns"),
-    KeyRule(r"model\.state_proj\.bias", "state_proj.proj.bias"),
-    KeyRule(r"model\.action_in_proj\.(weight|bias)", r"flow.expert.action_in.\1"),
-    KeyRule(r"model\.action_out_proj\.(weight|bias)", r"flow.expert.action_out.\1"),
+    *STATE_PROJECTION_RULES,
+    *ACTION_PROJECTION_RULES,
     KeyRule(r"model\.action_time_mlp_in\.(weight|bias)", r"flow.expert.time_mlp.0.\1"),
     KeyRule(r"model\.action_time_mlp_out\.(weight|bias)", r"flow.expert.time_mlp.2.\1"),
 )

@@ -16,22 +16,24 @@ from __future__ import annotations
 from typing import Any
 
 from vla.importer.keys import KeyRule
-from vla.importer.lerobot import LeRobotPolicy
-from vla.importer.pi0 import IGNORED, NOTES, TOKENIZER, translate_paligemma_family, vlm_config
+from vla.importer.lerobot import ACTION_PROJECTION_RULES, LeRobotPolicy
+from vla.importer.pi0 import (
+    IGNORED,
+    NOTES,
+    PALIGEMMA_RULES,
+    TOKENIZER,
+    translate_paligemma_family,
+    vlm_config,
+)
 from vla.model.config import VLAConfig
 
 __all__ = ["IGNORED", "KEY_TABLE", "NOTES", "NOT_IN_SOURCE", "TOKENIZER", "translate_config", "vlm_config"]
 
-_VLM = r"model\.paligemma_with_expert\.paligemma\.model"
 _EXPERT = r"model\.paligemma_with_expert\.gemma_expert\.model"
 _NORM = r"(input_layernorm|post_attention_layernorm)"
 
 KEY_TABLE: tuple[KeyRule, ...] = (
-    KeyRule(rf"{_VLM}\.vision_tower\.(.+)", r"backbone.vision.\1"),
-    KeyRule(rf"{_VLM}\.multi_modal_projector\.(.+)", r"backbone.projector.\1"),
-    KeyRule(rf"{_VLM}\.language_model\.embed_tokens\.weight", "backbone.embed_tokens.weight"),
-    KeyRule(rf"{_VLM}\.language_model\.layers\.(\d+)\.(.+)", r"backbone.layers.\1.\2"),
-    KeyRule(rf"{_VLM}\.language_model\.norm\.weight", "backbone.norm.weight"),
+    *PALIGEMMA_RULES,
     KeyRule(rf"{_EXPERT}\.layers\.(\d+)\.((?:self_attn|mlp)\..+)", r"flow.expert.layers.\1.\2"),
     KeyRule(
         rf"{_EXPERT}\.layers\.(\d+)\.{_NORM}\.dense\.weight", r"flow.expert.layers.\1.\2.modulation.weight"
@@ -47,8 +49,7 @@ KEY_TABLE: tuple[KeyRule, ...] = (
         "flow.expert.norm.modulation.bias",
         transform="adarms_gate_minus_one",
     ),
-    KeyRule(r"model\.action_in_proj\.(weight|bias)", r"flow.expert.action_in.\1"),
-    KeyRule(r"model\.action_out_proj\.(weight|bias)", r"flow.expert.action_out.\1"),
+    *ACTION_PROJECTION_RULES,
     KeyRule(r"model\.time_mlp_in\.(weight|bias)", r"flow.expert.time_mlp.0.\1"),
     KeyRule(r"model\.time_mlp_out\.(weight|bias)", r"flow.expert.time_mlp.2.\1"),
 )

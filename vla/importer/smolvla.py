@@ -22,7 +22,14 @@ from typing import Any
 
 from vla.importer.errors import CheckpointImportError
 from vla.importer.keys import KeyRule
-from vla.importer.lerobot import ACTION, STATE, LeRobotPolicy, normalisation
+from vla.importer.lerobot import (
+    ACTION,
+    ACTION_PROJECTION_RULES,
+    STATE,
+    STATE_PROJECTION_RULES,
+    LeRobotPolicy,
+    normalisation,
+)
 from vla.model.config import BackboneConfig, ExpertConfig, VLAConfig
 
 _VLM = r"model\.vlm_with_expert\.vlm\.model"
@@ -37,10 +44,8 @@ KEY_TABLE: tuple[KeyRule, ...] = (
     KeyRule(r"model\.vlm_with_expert\.vlm\.lm_head\.weight", "backbone.lm_head.weight"),
     KeyRule(rf"{_EXPERT}\.layers\.(\d+)\.(.+)", r"flow.expert.layers.\1.\2"),
     KeyRule(rf"{_EXPERT}\.norm\.weight", "flow.expert.norm.weight"),
-    KeyRule(r"model\.state_proj\.weight", "state_proj.proj.weight", transform="state_mask_columns"),
-    KeyRule(r"model\.state_proj\.bias", "state_proj.proj.bias"),
-    KeyRule(r"model\.action_in_proj\.(weight|bias)", r"flow.expert.action_in.\1"),
-    KeyRule(r"model\.action_out_proj\.(weight|bias)", r"flow.expert.action_out.\1"),
+    *STATE_PROJECTION_RULES,
+    *ACTION_PROJECTION_RULES,
     KeyRule(r"model\.action_time_mlp_in\.(weight|bias)", r"flow.expert.time_mlp.0.\1"),
     KeyRule(r"model\.action_time_mlp_out\.(weight|bias)", r"flow.expert.time_mlp.2.\1"),
 )
