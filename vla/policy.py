@@ -18,3 +18,37 @@ class Policy(Protocol):
     def reset(self, task: str | None = None) -> None: ...
 
     def select_chunk(self, observation: dict[str, np.ndarray]) -> np.ndarray: ...
+
+
+# Optional capabilities, checked once with isinstance (the protocols are runtime-checkable) rather than
+# with hasattr probes scattered through the callers.
+
+
+@runtime_checkable
+class GuidedPolicy(Policy, Protocol):
+    """A policy that can continue a previous chunk (real-time chunking): rows [0, inference_delay) of
+    `prev_chunk` are frozen, guidance decays until `execution_horizon` rows from the end; `beta` clips
+    the guidance scale (None: the policy's own). Returns the whole chunk [H, A]."""
+
+    def select_chunk_guided(
+        self,
+        observation: dict[str, np.ndarray],
+        prev_chunk: np.ndarray,
+        inference_delay: int,
+        execution_horizon: int,
+        beta: float | None = None,
+    ) -> np.ndarray: ...
+
+
+@runtime_checkable
+class ConnectablePolicy(Policy, Protocol):
+    """A policy with something to open before the first chunk (a leader arm, a server connection)."""
+
+    def connect(self) -> None: ...
+
+
+@runtime_checkable
+class ClosablePolicy(Policy, Protocol):
+    """A policy holding a resource to release at the end (a child process, a socket, a terminal)."""
+
+    def close(self) -> None: ...

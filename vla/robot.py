@@ -112,3 +112,24 @@ class EpisodicRobot(Robot, Protocol):
     def episode_done(self) -> bool: ...
 
     def reset(self, seed: int | None = None) -> dict[str, np.ndarray]: ...
+
+
+# Optional robot capabilities, checked once with isinstance rather than with hasattr probes.
+
+
+@runtime_checkable
+class JointLimitedRobot(Robot, Protocol):
+    """A robot that states its joint limits: {action feature name: (lo, hi)} in robot units."""
+
+    @property
+    def joint_limits(self) -> dict[str, tuple[float, float]]: ...
+
+
+@runtime_checkable
+class SafeStopRobot(Robot, Protocol):
+    """A robot that can hold still safely (a serial arm: hold position, torque kept) when the watchdog
+    fires, and `resume()` when commands flow again."""
+
+    def safe_stop(self) -> None: ...
+
+    def resume(self) -> None: ...
