@@ -17,7 +17,7 @@ from vla.errors import VLAError
 from vla.instantiate import instantiate
 from vla.stop import GracefulStop
 
-__all__ = ["GracefulStop", "build_policy", "instantiate", "prepare_output_dir", "user_errors"]
+__all__ = ["GracefulStop", "build_policy", "hydra_app", "instantiate", "prepare_output_dir", "user_errors"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -70,6 +70,31 @@ def user_errors(app_name: str) -> Callable[[F], F]:
                 sys.exit(2)
 
         return inner  # type: ignore[return-value]
+
+    return wrap
+
+
+def hydra_app(
+    app_name: str, config_name: str, schema: type | None = None
+) -> Callable[[F], Callable[[], Any]]:
+    """The one preamble of every app: registers `schema` (a dataclass) as `<config_name>_schema` for the
+    config's defaults list, runs hydra on `configs/<config_name>.yaml`, and turns user errors into one
+    line and exit status 2 (`user_errors`).
+
+        @hydra_app("vla-train", "train", TrainConfig)
+        def main(cfg: DictConfig) -> None: ...
+    """
+    import hydra
+    from hydra.core.config_store import ConfigStore
+
+    if schema is not None:
+        ConfigStore.instance().store(name=f"{config_name}_schema", node=schema)
+
+    def wrap(fn: F) -> Callable[[], Any]:
+        main: Callable[[], Any] = hydra.main(
+            version_base="1.3", config_path="pkg://configs", config_name=config_name
+        )(user_errors(app_name)(fn))
+        return main
 
     return wrap
 

@@ -7,19 +7,15 @@ torchrun --nproc_per_node=2 -m vla.apps.train dataset.root=... output_dir=...  #
 
 from __future__ import annotations
 
-import hydra
-from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 
-from vla.apps.common import user_errors
+from vla.apps.common import hydra_app
 from vla.train.config import TrainConfig
 
 APP = "vla-train"
-ConfigStore.instance().store(name="train_schema", node=TrainConfig)
 
 
-@hydra.main(version_base="1.3", config_path="pkg://configs", config_name="train")
-@user_errors(APP)
+@hydra_app(APP, "train", TrainConfig)
 def main(cfg: DictConfig) -> None:
     from vla.train.trainer import train
 
