@@ -33,7 +33,7 @@ $(STAMP): requirements.lock pyproject.toml
 DEMO_TASK ?= touch
 DEMO ?= outputs/demo/$(DEMO_TASK)
 DEMO_EPISODES ?= 100
-DEMO_STEPS ?= 2500
+DEMO_STEPS ?= 2000
 DEMO_EVAL ?= 100
 DEMO_PRETRAIN ?= 0
 DEMO_COTRAIN ?= 0
