@@ -14,7 +14,8 @@ from envs.so101.env import SO101Env
 from envs.so101.render import CAMERAS
 from envs.so101.tasks import task_spec
 from vla.errors import VLAError
-from vla.robot import SO101_ROBOT_TYPE, Features, so101_features
+from vla.features import Features
+from vla.robot import SO101_ROBOT_TYPE, so101_features
 
 
 class SimRobot:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from vla.errors import VLAError
-from vla.robot import IMAGE_PREFIX, STATE
+from vla.features import ACTION, IMAGE_PREFIX, STATE, TASK
 
 logger = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ class VLAPolicy:
                     f"{key} is {h}x{w} on the robot; the checkpoint was trained on "
                     f"{cfg.image_size[0]}x{cfg.image_size[1]} (set env.image_size)"
                 )
-        dim = action_features["action"]["shape"][0]
+        dim = action_features[ACTION]["shape"][0]
         if dim != cfg.resolved_action_dim:
             raise VLAError(
                 f"the robot takes {dim}-D actions; the checkpoint predicts {cfg.resolved_action_dim}-D"
@@ -150,7 +150,7 @@ class VLAPolicy:
 
     def to_batch(self, observation: dict[str, np.ndarray]) -> dict[str, Any]:
         """One Robot observation → a batch of one (the model's contract)."""
-        batch: dict[str, Any] = {"task": [self.task]}
+        batch: dict[str, Any] = {TASK: [self.task]}
         state = self._to_device(STATE, np.asarray(observation[STATE], dtype=np.float32))
         batch[STATE] = state[None].float()  # [1, S]
         for cam in self.cameras:

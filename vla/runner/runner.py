@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from vla.episode import EpisodeResult, StepCallback
-from vla.robot import ACTION, STATE
+from vla.features import ACTION, IS_SUCCESS, STATE
 from vla.runner import rtc
 from vla.runner.clock import Clock, RealClock
 from vla.runner.config import RunnerConfig
@@ -333,7 +333,7 @@ class Runner:
             if sent is not None and on_step is not None:
                 on_step(obs, sent.astype(np.float32))
             if episodic:
-                success = success or bool(robot.info.get("is_success", False))
+                success = success or bool(robot.info.get(IS_SUCCESS, False))
                 obs = robot.get_observation()
             tick += 1
             self._status(ep.plan.remaining(tick - 1))

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from vla.robot import ACTION
+from vla.features import ACTION
 
 # Kinds of intervention, as counted in the metrics.
 NAN = "nan_rejected"

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from vla.errors import VLAError
-from vla.robot import ACTION, IMAGE_PREFIX, STATE
+from vla.features import ACTION, IMAGE_PREFIX, STATE
 from vla.serve.wire import DTYPES
 
 # LeRobot's feature dtypes for frames are "video" / "image"; a Robot hands them over as uint8.
