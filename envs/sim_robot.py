@@ -10,12 +10,12 @@ from typing import Any
 
 import numpy as np
 
-from envs.so101.env import SO101Env
+from envs.so101.env import ACTION_HIGH, ACTION_LOW, SO101Env
 from envs.so101.render import CAMERAS
 from envs.so101.tasks import task_spec
 from vla.errors import VLAError
 from vla.features import Features
-from vla.robot import SO101_ROBOT_TYPE, so101_features
+from vla.robot import SO101_MOTOR_NAMES, SO101_ROBOT_TYPE, so101_features
 
 
 class SimRobot:
@@ -59,6 +59,15 @@ class SimRobot:
     @property
     def action_features(self) -> Features:
         return so101_features(self.cameras, self.image_size, self.image_size)[1]
+
+    @property
+    def joint_limits(self) -> dict[str, tuple[float, float]]:
+        """{action name: (lo, hi)} in robot units: the bounds `send_action` clips to (the env's
+        `clip_action`), for the runner's safety filter."""
+        return {
+            name: (float(lo), float(hi))
+            for name, lo, hi in zip(SO101_MOTOR_NAMES, ACTION_LOW, ACTION_HIGH, strict=True)
+        }
 
     # -- lifecycle -------------------------------------------------------------------------------------
     @property
