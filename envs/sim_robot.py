@@ -6,7 +6,7 @@ Built by hydra (`_target_: envs.sim_robot.SimRobot`), so every argument is a pla
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -15,7 +15,16 @@ from envs.so101.render import CAMERAS
 from envs.so101.tasks import task_spec
 from vla.errors import VLAError
 from vla.features import Features
-from vla.robot import SO101_MOTOR_NAMES, SO101_ROBOT_TYPE, so101_features
+from vla.robot import SO101_MOTOR_NAMES, SO101_ROBOT_TYPE, Robot, so101_features
+
+
+@runtime_checkable
+class SimulatedSO101(Robot, Protocol):
+    """A robot whose simulation a scripted expert may read (privileged state, never a policy's input):
+    a `SimRobot`, or a robot driving one (the virtual SO-101)."""
+
+    @property
+    def env(self) -> SO101Env: ...
 
 
 class SimRobot:
