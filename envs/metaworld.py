@@ -26,7 +26,16 @@ import numpy as np
 
 from envs.so101.render import CameraRig
 from vla.errors import VLAError
-from vla.robot import ACTION, IMAGE_PREFIX, STATE, Features, camera_feature, vector_feature
+from vla.features import (
+    ACTION,
+    IMAGE_PREFIX,
+    IS_SUCCESS,
+    STATE,
+    TASK,
+    Features,
+    camera_feature,
+    vector_feature,
+)
 
 METAWORLD_ROBOT_TYPE = "metaworld"  # what LeRobot's Meta-World datasets (lerobot/metaworld_mt50) carry
 FPS = 80  # Meta-World's control step: 5 physics steps of 2.5 ms (LeRobot's datasets: 80 fps)
@@ -294,7 +303,7 @@ class MetaWorldRobot:
             env.seed(seed)
         self._state, _ = env.reset()
         self._obs = None
-        self._info = {"is_success": False, "task": self.task}
+        self._info = {IS_SUCCESS: False, TASK: self.task}
         self._done = False
         self._steps = 0
         return self.get_observation()
@@ -341,7 +350,7 @@ class MetaWorldRobot:
         self._obs = None
         self._steps += 1
         success = bool(info.get("success", 0.0))
-        self._info = {**info, "is_success": success, "task": self.task}
+        self._info = {**info, IS_SUCCESS: success, TASK: self.task}
         # LeRobot's Meta-World env ends an episode at its first success.
         self._done = success or bool(truncated) or self._steps >= self.max_episode_steps
         return sent

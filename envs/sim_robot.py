@@ -6,15 +6,25 @@ Built by hydra (`_target_: envs.sim_robot.SimRobot`), so every argument is a pla
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from envs.so101.env import SO101Env
+from envs.so101.env import ACTION_HIGH, ACTION_LOW, SO101Env
 from envs.so101.render import CAMERAS
 from envs.so101.tasks import task_spec
 from vla.errors import VLAError
-from vla.robot import SO101_ROBOT_TYPE, Features, so101_features
+from vla.features import Features
+from vla.robot import SO101_MOTOR_NAMES, SO101_ROBOT_TYPE, Robot, so101_features
+
+
+@runtime_checkable
+class SimulatedSO101(Robot, Protocol):
+    """A robot whose simulation a scripted expert may read (privileged state, never a policy's input):
+    a `SimRobot`, or a robot driving one (the virtual SO-101)."""
+
+    @property
+    def env(self) -> SO101Env: ...
 
 
 class SimRobot:
@@ -58,6 +68,15 @@ class SimRobot:
     @property
     def action_features(self) -> Features:
         return so101_features(self.cameras, self.image_size, self.image_size)[1]
+
+    @property
+    def joint_limits(self) -> dict[str, tuple[float, float]]:
+        """{action name: (lo, hi)} in robot units: the bounds `send_action` clips to (the env's
+        `clip_action`), for the runner's safety filter."""
+        return {
+            name: (float(lo), float(hi))
+            for name, lo, hi in zip(SO101_MOTOR_NAMES, ACTION_LOW, ACTION_HIGH, strict=True)
+        }
 
     # -- lifecycle -------------------------------------------------------------------------------------
     @property

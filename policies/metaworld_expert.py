@@ -11,24 +11,25 @@ from typing import Any
 
 import numpy as np
 
+from envs.metaworld import MetaWorldRobot
 from vla.errors import VLAError
+from vla.robot import Robot
 
 
 class MetaWorldExpert:
     """`metaworld.policies.ENV_POLICY_MAP[task]()` behind the Policy protocol (chunks of shape (1, 4))."""
 
-    def __init__(self, robot: Any) -> None:
+    def __init__(self, robot: Robot) -> None:
         from metaworld.policies import ENV_POLICY_MAP
 
         experts: dict[str, Any] = ENV_POLICY_MAP  # concrete subclasses of its abstract Policy
-        task = getattr(robot, "task_name", None)
-        if not hasattr(robot, "full_state") or task not in experts:
+        if not isinstance(robot, MetaWorldRobot) or robot.task_name not in experts:
             raise VLAError(
                 f"the Meta-World expert needs a Meta-World robot (env=metaworld); got {type(robot).__name__}"
             )
         self.robot = robot
-        self.task_name = task
-        self._expert_class: Any = experts[task]
+        self.task_name = robot.task_name
+        self._expert_class: Any = experts[robot.task_name]
         self._expert = self._expert_class()
 
     def reset(self, task: str | None = None) -> None:

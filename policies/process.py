@@ -29,6 +29,7 @@ from typing import Any
 
 from policies.remote import RemotePolicy
 from vla.errors import VLAError
+from vla.robot import Robot
 
 START_TIMEOUT_S = 300.0  # importing torch and loading a large checkpoint can take minutes
 
@@ -80,7 +81,7 @@ class ProcessPolicy(RemotePolicy):
     def __init__(
         self,
         node: dict[str, Any],
-        robot: Any = None,
+        robot: Robot | None = None,
         timeout_s: float = 10.0,
         start_timeout_s: float = START_TIMEOUT_S,
         torch_threads: int | None = None,

@@ -4,6 +4,9 @@
 
 When the server cannot answer (gone, refused, timed out) a call raises `PolicyUnavailable` and the
 runner holds position; the next call reconnects, so the episode resumes when the server is back.
+
+It is a `GuidedPolicy` (the runner's `rtc` strategy guides it) exactly when the served policy is: the
+server says so in its hello reply, and `select_chunk_guided` is offered from then on.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from vla.errors import VLAError
+from vla.robot import Robot
 from vla.serve.client import PolicyClient
 from vla.serve.errors import PolicyUnavailable
 
@@ -21,7 +25,7 @@ from vla.serve.errors import PolicyUnavailable
 class RemotePolicy:
     def __init__(
         self,
-        robot: Any = None,
+        robot: Robot | None = None,
         url: str = "ws://127.0.0.1:8765",
         token: str | None = None,
         timeout_s: float = 1.0,
@@ -33,6 +37,7 @@ class RemotePolicy:
         try:
             spec = self.client.connect()
         except PolicyUnavailable as e:
+            self.guided = False
             if robot is not None:  # at start-up this is a setup mistake, not a hiccup
                 raise VLAError(
                     f"policy.url={url}: no policy server answers ({e}); start vla-serve there"
@@ -40,6 +45,11 @@ class RemotePolicy:
             return
         if robot is not None:
             spec.check_robot(robot.observation_features, robot.action_features)
+        self.guided = spec.guided
+        if spec.guided:
+            # The capability the runner looks for (isinstance(policy, GuidedPolicy)), offered only when
+            # the served policy has it: a plain server is never sent a guided request.
+            self.select_chunk_guided = self._select_chunk_guided
 
     @property
     def chunk_size(self) -> int | None:
@@ -67,14 +77,6 @@ class RemotePolicy:
         if beta is not None:
             guided["beta"] = float(beta)
         return self.client.infer(observation, guided=guided)  # [H, A] float32
-
-    def __getattr__(self, name: str) -> Any:
-        # `select_chunk_guided` exists only when the served policy has it, so `hasattr` tells the runner.
-        if name == "select_chunk_guided":
-            client = self.__dict__.get("client")
-            if client is not None and client.spec is not None and client.spec.guided:
-                return self._select_chunk_guided
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def close(self) -> None:
         self.client.close()

@@ -14,11 +14,14 @@ from typing import Any
 import numpy as np
 
 from envs.metaworld import METAWORLD_ROBOT_TYPE
+from envs.sim_robot import SimulatedSO101
 from envs.so101.env import ACTION_HIGH, ACTION_LOW, SO101Env, to_units
 from envs.so101.kinematics import ArmIK
 from envs.so101.model import BIN_HEIGHT, CUBE_HALF
 from envs.so101.tasks import COLOURS
 from vla.errors import VLAError
+from vla.policy import Policy
+from vla.robot import Robot
 
 DT = 1.0 / 30.0
 GRIP_OPEN = 55.0  # env units; jaw ~0.88 rad: a 4.5 cm gap, enough for a 2.7 cm cube
@@ -45,7 +48,7 @@ class ScriptedExpert:
 
     def __init__(
         self,
-        robot: Any,
+        robot: Robot,
         speed: float = 0.22,
         slow_speed: float = 0.12,
         hover: float = 0.07,
@@ -53,9 +56,9 @@ class ScriptedExpert:
     ) -> None:
         # It plans from the simulator's privileged state: a SimRobot, or a robot wrapping one that exposes
         # its `env` (the virtual SO-101).
-        if not isinstance(getattr(type(robot), "env", None), property):
+        if not isinstance(robot, SimulatedSO101):
             raise VLAError(f"policy=scripted needs a simulated robot (env=so101); got {type(robot).__name__}")
-        self.robot = robot
+        self.robot: SimulatedSO101 = robot
         self.speed = speed  # m/s in free space
         self.slow_speed = slow_speed  # m/s near the cube and the bin
         self.hover = hover  # approach height of the grasp point above the cube centre
@@ -202,10 +205,10 @@ class ScriptedExpert:
         return np.clip(units, ACTION_LOW, ACTION_HIGH)[None, :].astype(np.float32)  # (1, 6)
 
 
-def scripted_policy(robot: Any, **options: Any) -> Any:
+def scripted_policy(robot: Robot, **options: Any) -> Policy:
     """`policy=scripted`: the expert for this robot: on Meta-World the benchmark's bundled expert for its
     task, on the SO-101 (simulated or virtual) the inverse-kinematics `ScriptedExpert`."""
-    if getattr(robot, "robot_type", None) == METAWORLD_ROBOT_TYPE:
+    if robot.robot_type == METAWORLD_ROBOT_TYPE:
         if options:
             raise VLAError(f"policy=scripted on Meta-World takes no options; got {sorted(options)}")
         from policies.metaworld_expert import MetaWorldExpert

@@ -15,13 +15,18 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from vla.errors import VLAError
-from vla.robot import IMAGE_PREFIX, STATE
+from vla.features import ACTION, IMAGE_PREFIX, STATE, TASK
+from vla.robot import Robot
+from vla.serve.spec import ObservationFeature, PolicySpec
+
+if TYPE_CHECKING:
+    from vla.model.vla import VLAModel
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +50,7 @@ def _device(requested: str) -> torch.device:
 class VLAPolicy:
     def __init__(
         self,
-        robot: Any = None,
+        robot: Robot | None = None,
         checkpoint: str = "",
         device: str = "auto",
         num_steps: int | None = None,
@@ -70,8 +75,8 @@ class VLAPolicy:
     @classmethod
     def from_model(
         cls,
-        model: Any,
-        robot: Any = None,
+        model: VLAModel,
+        robot: Robot | None = None,
         num_steps: int | None = None,
         n_action_steps: int | None = None,
         seed: int = 0,
@@ -86,8 +91,8 @@ class VLAPolicy:
 
     def _setup(
         self,
-        model: Any,
-        robot: Any,
+        model: VLAModel,
+        robot: Robot | None,
         num_steps: int | None,
         n_action_steps: int | None,
         seed: int,
@@ -139,7 +144,7 @@ class VLAPolicy:
                     f"{key} is {h}x{w} on the robot; the checkpoint was trained on "
                     f"{cfg.image_size[0]}x{cfg.image_size[1]} (set env.image_size)"
                 )
-        dim = action_features["action"]["shape"][0]
+        dim = action_features[ACTION]["shape"][0]
         if dim != cfg.resolved_action_dim:
             raise VLAError(
                 f"the robot takes {dim}-D actions; the checkpoint predicts {cfg.resolved_action_dim}-D"
@@ -148,9 +153,20 @@ class VLAPolicy:
     def reset(self, task: str | None = None) -> None:
         self.task = task or ""
 
+    def policy_spec(self) -> PolicySpec:
+        """What `vla-serve` tells its clients: the checkpoint's cameras (any size when the model takes
+        any), state width, action width and the chunk this policy returns."""
+        cfg = self.model.config
+        h, w = cfg.image_size if cfg.image_size is not None else (None, None)
+        obs: dict[str, ObservationFeature] = {STATE: ObservationFeature("float32", (cfg.state_dim,))}
+        for cam in self.cameras:
+            obs[IMAGE_PREFIX + cam] = ObservationFeature("uint8", (h, w, 3))
+        model = f"vla ({cfg.head} head, {cfg.backbone.family} backbone)"
+        return PolicySpec(obs, cfg.resolved_action_dim, self.n_action_steps, None, model, guided=True)
+
     def to_batch(self, observation: dict[str, np.ndarray]) -> dict[str, Any]:
         """One Robot observation → a batch of one (the model's contract)."""
-        batch: dict[str, Any] = {"task": [self.task]}
+        batch: dict[str, Any] = {TASK: [self.task]}
         state = self._to_device(STATE, np.asarray(observation[STATE], dtype=np.float32))
         batch[STATE] = state[None].float()  # [1, S]
         for cam in self.cameras:

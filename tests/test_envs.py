@@ -11,7 +11,8 @@ from envs.sim_robot import SimRobot
 from envs.so101.env import ACTION_HIGH, ACTION_LOW, SO101Env, to_radians, to_units
 from envs.so101.model import JOINT_LIMITS, JOINTS, SUBSTEPS, TIMESTEP
 from vla.errors import VLAError
-from vla.robot import ACTION, SO101_ROBOT_TYPE, STATE, EpisodicRobot, Robot
+from vla.robot import ACTION, SO101_ROBOT_TYPE, STATE, EpisodicRobot, JointLimitedRobot, Robot
+from vla.runner.safety import joint_limits
 
 FRONT = "observation.images.front"
 WRIST = "observation.images.wrist"
@@ -165,6 +166,25 @@ def test_sim_robot_protocol_and_features() -> None:
     finally:
         robot.disconnect()
     assert not robot.is_connected
+
+
+def test_sim_robot_states_the_limits_it_clips_to() -> None:
+    """The safety filter's limits for a SimRobot are its own (`joint_limits`), read without building the
+    sim, and they are exactly the bounds `send_action` clips to."""
+    robot = SimRobot(task="touch", cameras=())
+    assert isinstance(robot, JointLimitedRobot)
+    limits = joint_limits(robot)
+    assert limits is not None and not robot.is_connected
+    lo, hi = limits
+    big = np.full(6, 1e9)
+    robot.connect()
+    try:
+        np.testing.assert_array_equal(lo, robot.env.clip_action(-big).astype(np.float64))
+        np.testing.assert_array_equal(hi, robot.env.clip_action(big).astype(np.float64))
+        wild = np.array([500, -500, 500, -500, 500, 150], dtype=np.float32)
+        np.testing.assert_array_equal(robot.send_action(wild), np.clip(wild, lo, hi).astype(np.float32))
+    finally:
+        robot.disconnect()
 
 
 def test_sim_robot_episode_ends_at_limit() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from vla.errors import VLAError
@@ -20,5 +21,5 @@ def instantiate(cfg: Any, field: str, **kwargs: Any) -> Any:
             cause = cause.__cause__
         if isinstance(cause, VLAError):
             raise cause from None
-        target = cfg.get("_target_", "?") if hasattr(cfg, "get") else "?"
+        target = cfg.get("_target_", "?") if isinstance(cfg, Mapping) else "?"
         raise VLAError(f"{field} (_target_={target}) could not be built: {str(e).splitlines()[0]}") from e

@@ -6,6 +6,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from vla.features import Features
+
 
 @runtime_checkable
 class Policy(Protocol):
@@ -52,3 +54,18 @@ class ClosablePolicy(Policy, Protocol):
     """A policy holding a resource to release at the end (a child process, a socket, a terminal)."""
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class FeaturedPolicy(Policy, Protocol):
+    """A policy that declares, before its first chunk, the features it reads and the actions it returns
+    (LeRobot feature dicts, as a Robot's) and the length of its chunks (None: it varies)."""
+
+    @property
+    def observation_features(self) -> Features: ...
+
+    @property
+    def action_features(self) -> Features: ...
+
+    @property
+    def chunk_size(self) -> int | None: ...

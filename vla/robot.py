@@ -1,11 +1,8 @@
-"""The Robot protocol shared by simulated and real arms, and LeRobot's feature conventions.
+"""The Robot protocol shared by simulated and real arms, its optional capabilities, and the SO-101's
+LeRobot features.
 
-Feature dictionaries follow LeRobot's dataset schema so that a dataset recorded through any Robot here
-has the same schema as one LeRobot records on the same arm:
-
-    observation.state          float32 (n,)      joint positions; SO-101: degrees, gripper 0-100
-    observation.images.<cam>   video   (H, W, 3) uint8 frames from get_observation()
-    action                     float32 (n,)      absolute joint targets, same units as the state
+Feature names and feature dictionaries live in `vla.features` (re-exported here): a dataset recorded
+through any Robot here has the same schema as one LeRobot records on the same arm.
 """
 
 from __future__ import annotations
@@ -14,9 +11,33 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-STATE = "observation.state"
-ACTION = "action"
-IMAGE_PREFIX = "observation.images."
+from vla.features import (
+    ACTION,
+    IMAGE_PREFIX,
+    STATE,
+    Features,
+    camera_feature,
+    camera_keys,
+    vector_feature,
+)
+
+__all__ = [
+    "ACTION",
+    "IMAGE_PREFIX",
+    "SO101_JOINTS",
+    "SO101_MOTOR_NAMES",
+    "SO101_ROBOT_TYPE",
+    "STATE",
+    "EpisodicRobot",
+    "Features",
+    "JointLimitedRobot",
+    "Robot",
+    "SafeStopRobot",
+    "camera_feature",
+    "camera_keys",
+    "so101_features",
+    "vector_feature",
+]
 
 # LeRobot's SO-100/SO-101 joint order and names (motor name + ".pos", as its datasets record them).
 SO101_JOINTS: tuple[str, ...] = (
@@ -32,23 +53,6 @@ SO101_MOTOR_NAMES: list[str] = [f"{j}.pos" for j in SO101_JOINTS]
 # recorded in our simulation and one lerobot-record makes on a real arm carry the same metadata.
 SO101_ROBOT_TYPE = "so_follower"
 
-Features = dict[str, dict[str, Any]]
-
-
-def vector_feature(names: list[str]) -> dict[str, Any]:
-    """A float32 vector feature with one name per component (LeRobot's format)."""
-    return {"dtype": "float32", "shape": (len(names),), "names": list(names)}
-
-
-def camera_feature(height: int, width: int) -> dict[str, Any]:
-    """An RGB camera stored as video: frames are H x W x 3 uint8."""
-    return {
-        "dtype": "video",
-        "shape": (height, width, 3),
-        "names": ["height", "width", "channels"],
-        "info": {"is_depth_map": False},
-    }
-
 
 def so101_features(
     cameras: list[str] | tuple[str, ...], height: int, width: int
@@ -58,11 +62,6 @@ def so101_features(
     for cam in cameras:
         observation[IMAGE_PREFIX + cam] = camera_feature(height, width)
     return observation, {ACTION: vector_feature(SO101_MOTOR_NAMES)}
-
-
-def camera_keys(features: Features) -> list[str]:
-    """The `observation.images.*` keys of a feature dict, in order."""
-    return [k for k in features if k.startswith(IMAGE_PREFIX)]
 
 
 @runtime_checkable

@@ -29,7 +29,7 @@ from envs.so101.model import (
 from envs.so101.render import CAMERAS, CameraRig
 from envs.so101.tasks import COLOURS, Layout, SuccessJudge, sample_layout, task_spec
 from vla.errors import VLAError
-from vla.robot import IMAGE_PREFIX, STATE
+from vla.features import IMAGE_PREFIX, IS_SUCCESS, STATE, TASK
 
 _LO = np.array([JOINT_LIMITS[j][0] for j in JOINTS])
 _HI = np.array([JOINT_LIMITS[j][1] for j in JOINTS])
@@ -211,8 +211,8 @@ class SO101Env(gym.Env):
     def _info(self, success: bool) -> dict[str, Any]:
         """`target`: the named cube; `first_touched`: the cube the hand touched first so far (None: none yet)."""
         return {
-            "is_success": bool(success),
-            "task": self.instruction,
+            IS_SUCCESS: bool(success),
+            TASK: self.instruction,
             "steps": self._steps,
             "target": self.target,
             "first_touched": self._first_touched,

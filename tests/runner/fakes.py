@@ -47,6 +47,12 @@ class TickRobot:
     task = "count"
     info: ClassVar[dict[str, Any]] = {"is_success": False}
 
+    def connect(self) -> None:
+        pass
+
+    def disconnect(self) -> None:
+        pass
+
     @property
     def episode_done(self) -> bool:
         return self.steps >= self.limit

@@ -12,7 +12,7 @@ from tests.fakes import FakeTabletop
 from tests.serve.conftest import TOKEN, start
 from tests.serve.fakes import EchoPolicy, PlainPolicy, observation
 from vla.errors import VLAError
-from vla.policy import Policy
+from vla.policy import GuidedPolicy, Policy
 from vla.serve.errors import PolicyUnavailable, ServerError
 from vla.serve.server import ServerThread
 
@@ -28,6 +28,7 @@ def test_remote_policy_is_a_policy(server: ServerThread, policy: EchoPolicy) -> 
     assert chunk.shape == (4, 6) and chunk.dtype == np.float32
     np.testing.assert_array_equal(chunk[:, 0], 101.0 + np.arange(4))
     assert hasattr(remote, "select_chunk_guided")
+    assert isinstance(remote, GuidedPolicy) and remote.guided  # the runner's rtc strategy will guide it
     guided = remote.select_chunk_guided(obs, np.zeros((4, 6), np.float32), 1, 2)
     np.testing.assert_array_equal(guided, chunk + 1000.0)
     assert policy.resets == ["offset"]
@@ -39,6 +40,7 @@ def test_no_guided_method_when_the_server_has_none() -> None:
     try:
         remote = RemotePolicy(url=thread.server.url)
         assert not hasattr(remote, "select_chunk_guided")
+        assert isinstance(remote, Policy) and not isinstance(remote, GuidedPolicy) and not remote.guided
         assert remote.select_chunk({"anything": np.zeros(2)}).shape == (2, 3)
         remote.close()
     finally:

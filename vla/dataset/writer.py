@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from vla.errors import VLAError
-from vla.robot import Features, camera_keys
+from vla.features import ACTION, TASK, Features, camera_keys
 
 # SVT-AV1 (LeRobot's default video codec) logs a screenful per episode unless told otherwise.
 os.environ.setdefault("SVT_LOG", "1")
@@ -111,9 +111,9 @@ class EpisodeWriter:
         return str(self.dataset.repo_id)
 
     def add_frame(self, observation: dict[str, np.ndarray], action: np.ndarray, task: str) -> None:
-        frame: dict[str, Any] = {k: observation[k] for k in self.features if k != "action"}
-        frame["action"] = np.asarray(action, dtype=np.float32)
-        frame["task"] = task
+        frame: dict[str, Any] = {k: observation[k] for k in self.features if k != ACTION}
+        frame[ACTION] = np.asarray(action, dtype=np.float32)
+        frame[TASK] = task
         self.dataset.add_frame(frame)
         self._pending += 1
 

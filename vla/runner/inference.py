@@ -11,10 +11,10 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
+from vla.policy import GuidedPolicy, Policy
 from vla.runner.clock import Clock
 from vla.runner.errors import PolicyUnavailable
 
@@ -49,10 +49,13 @@ class InferenceResult:
     ready_tick: int | None = None  # inline: the tick it becomes usable
 
 
-def call_policy(policy: Any, request: InferenceRequest) -> np.ndarray:
-    """One chunk [H, A] from the policy (guided when the request carries the RTC prefix)."""
+def call_policy(policy: Policy, request: InferenceRequest) -> np.ndarray:
+    """One chunk [H, A] from the policy (guided when the request carries the RTC prefix; the runner
+    makes guided requests only of a `GuidedPolicy`)."""
     g = request.guided
     if g is not None:
+        if not isinstance(policy, GuidedPolicy):
+            raise TypeError(f"a guided request for {type(policy).__name__}, which is not a GuidedPolicy")
         chunk = policy.select_chunk_guided(
             request.observation, g.prev_chunk, g.inference_delay, g.execution_horizon, beta=g.beta
         )
@@ -69,7 +72,7 @@ class InlineInference:
     `sync` after `floor(latency / period)` ticks (0: the same tick, as a plain synchronous loop)."""
 
     def __init__(
-        self, policy: Any, clock: Clock, period: float, extra_s: float, measure_compute: bool, sync: bool
+        self, policy: Policy, clock: Clock, period: float, extra_s: float, measure_compute: bool, sync: bool
     ) -> None:
         self.policy, self.clock, self.period = policy, clock, period
         self.extra_s, self.measure_compute, self.sync = extra_s, measure_compute, sync
@@ -118,7 +121,7 @@ class InlineInference:
 class ThreadedInference:
     """Real time: one worker thread computes while the control loop keeps ticking."""
 
-    def __init__(self, policy: Any, clock: Clock, extra_s: float) -> None:
+    def __init__(self, policy: Policy, clock: Clock, extra_s: float) -> None:
         self.policy, self.clock, self.extra_s = policy, clock, extra_s
         self._cv = threading.Condition()
         self._request: InferenceRequest | None = None

@@ -3,14 +3,13 @@ jumps and safety interventions. `summary()` is what `runner_metrics.json` holds.
 
 from __future__ import annotations
 
-import json
-import os
 from collections import Counter, deque
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from vla.io import write_json_atomic
 from vla.runner.safety import KINDS
 
 KEEP = 200_000  # samples kept per series (percentiles over the most recent ones on long runs)
@@ -91,9 +90,7 @@ class RunnerMetrics:
         }
 
     def write(self, path: str | Path) -> Path:
-        """Write `summary()` as JSON atomically (temp file, then rename)."""
+        """Write `summary()` as JSON atomically (a reader never sees half a file)."""
         path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(self.summary(), indent=2))
-        os.replace(tmp, path)
+        write_json_atomic(path, self.summary())
         return path

@@ -15,14 +15,16 @@ import math
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from vla.episode import EpisodeResult, StepCallback
-from vla.robot import ACTION, STATE
+from vla.features import ACTION, IS_SUCCESS, STATE
+from vla.policy import GuidedPolicy, Policy
+from vla.robot import EpisodicRobot, Robot, SafeStopRobot
 from vla.runner import rtc
 from vla.runner.clock import Clock, RealClock
 from vla.runner.config import RunnerConfig
@@ -58,14 +60,18 @@ class _Episode:
 class Runner:
     def __init__(
         self,
-        robot: Any,
-        policy: Any,
-        config: RunnerConfig | Any = None,
+        robot: Robot,
+        policy: Policy,
+        config: RunnerConfig | Mapping[str, Any] | None = None,
         clock: Clock | None = None,
         recorder: RunnerMetrics | None = None,
         on_status: StatusCallback | None = None,
     ) -> None:
         self.robot, self.policy = robot, policy
+        # The robot's optional capabilities, looked up once: a simulation resets to a seed and judges
+        # success; a serial arm can stop safely when the watchdog fires.
+        self.episodic: EpisodicRobot | None = robot if isinstance(robot, EpisodicRobot) else None
+        self.safe_stopper: SafeStopRobot | None = robot if isinstance(robot, SafeStopRobot) else None
         self.config = cfg = RunnerConfig.from_any(config)
         self.clock: Clock = clock or RealClock()
         self.recorder = recorder or RunnerMetrics()
@@ -73,7 +79,7 @@ class Runner:
         self.on_status = on_status
         self.rate = float(cfg.rate_hz or robot.fps)
         self.period = 1.0 / self.rate
-        self.guided = cfg.strategy == "rtc" and hasattr(policy, "select_chunk_guided")
+        self.guided = cfg.strategy == "rtc" and isinstance(policy, GuidedPolicy)
         self.action_dim = int(robot.action_features[ACTION]["shape"][0])
         self._latencies: deque[float] = deque(maxlen=10)
         self._episode_id = 0
@@ -190,17 +196,17 @@ class Runner:
             if not ep.stopped and now - ep.starved_since >= self.config.safe_stop_timeout_s:
                 ep.stopped = True
                 self.recorder.interventions[SAFE_STOP] += 1
-                if hasattr(self.robot, "safe_stop"):
-                    self.robot.safe_stop()
-            if ep.last_sent is None or (ep.stopped and hasattr(self.robot, "safe_stop")):
+                if self.safe_stopper is not None:
+                    self.safe_stopper.safe_stop()
+            if ep.last_sent is None or (ep.stopped and self.safe_stopper is not None):
                 return None  # torque is off (or nothing to hold): command nothing
             safe = ep.last_sent
         else:
             ep.starved_since = None
             if ep.stopped:
                 ep.stopped = False
-                if hasattr(self.robot, "resume"):
-                    self.robot.resume()
+                if self.safe_stopper is not None:
+                    self.safe_stopper.resume()
         sent = self.robot.send_action(np.asarray(safe, dtype=np.float32))
         ep.last_sent = np.asarray(sent if sent is not None else safe, dtype=np.float64)
         return ep.last_sent
@@ -254,10 +260,9 @@ class Runner:
         """Reset to `seed` (robots that can), then tick until the episode ends, `max_steps` ticks, or
         `should_stop()`. Success is LeRobot's rule: `is_success` at any step. `steps` counts ticks
         executed (holds included; deadlines skipped after an overrun are not)."""
-        robot, cfg = self.robot, self.config
-        episodic = hasattr(robot, "reset") and hasattr(robot, "episode_done")
-        obs = robot.reset(seed=seed) if episodic else robot.get_observation()
-        task = str(robot.task) if hasattr(robot, "task") else ""
+        robot, cfg, sim = self.robot, self.config, self.episodic
+        obs = sim.reset(seed=seed) if sim is not None else robot.get_observation()
+        task = str(sim.task) if sim is not None else ""
         self.filter = SafetyFilter(joint_limits(robot), cfg.max_delta_per_tick)
         self.filter.counts = self.recorder.interventions
         self.policy.reset(task)
@@ -277,7 +282,7 @@ class Runner:
         if cfg.realtime:
             sys.setswitchinterval(0.0005)  # the control thread gets the GIL back within 0.5 ms
         try:
-            return self._loop(ep, backend, obs, seed, task, episodic, max_steps, on_step, should_stop)
+            return self._loop(ep, backend, obs, seed, task, max_steps, on_step, should_stop)
         finally:
             sys.setswitchinterval(previous_switch)
             backend.drain()
@@ -289,16 +294,15 @@ class Runner:
         obs: dict[str, np.ndarray],
         seed: int | None,
         task: str,
-        episodic: bool,
         max_steps: int | None,
         on_step: StepCallback | None,
         should_stop: Callable[[], bool] | None,
     ) -> EpisodeResult:
-        robot, cfg, m = self.robot, self.config, self.recorder
+        robot, sim, cfg, m = self.robot, self.episodic, self.config, self.recorder
         success, steps, tick = False, 0, 0
         t0 = self.clock.now()
         previous_start: float | None = None
-        while not (episodic and robot.episode_done) and (max_steps is None or steps < max_steps):
+        while not (sim is not None and sim.episode_done) and (max_steps is None or steps < max_steps):
             if should_stop is not None and should_stop():
                 return EpisodeResult(seed, task, success, steps, interrupted=True)
             if cfg.realtime:
@@ -332,9 +336,9 @@ class Runner:
             m.queue_depth.append(ep.plan.remaining(tick))
             if sent is not None and on_step is not None:
                 on_step(obs, sent.astype(np.float32))
-            if episodic:
-                success = success or bool(robot.info.get("is_success", False))
-                obs = robot.get_observation()
+            if sim is not None:
+                success = success or bool(sim.info.get(IS_SUCCESS, False))
+                obs = sim.get_observation()
             tick += 1
             self._status(ep.plan.remaining(tick - 1))
         return EpisodeResult(seed, task, success, steps)

@@ -7,11 +7,11 @@ from the last commanded position; every intervention is counted by kind.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
 
 import numpy as np
 
-from vla.robot import ACTION
+from vla.features import ACTION
+from vla.robot import JointLimitedRobot, Robot
 
 # Kinds of intervention, as counted in the metrics.
 NAN = "nan_rejected"
@@ -22,22 +22,16 @@ SAFE_STOP = "safe_stop"
 KINDS = (NAN, LIMIT, RATE, HOLD, SAFE_STOP)
 
 
-def joint_limits(robot: Any) -> tuple[np.ndarray, np.ndarray] | None:
-    """(lo [A], hi [A]) in robot units, from `robot.joint_limits` ({name: (lo, hi)}, keyed by the
-    `action_features` names) if it has one, else from a simulated robot's clip function
-    (`robot.env.clip_action`); None when the robot tells neither."""
+def joint_limits(robot: Robot) -> tuple[np.ndarray, np.ndarray] | None:
+    """(lo [A], hi [A]) in robot units from the limits a `JointLimitedRobot` states ({name: (lo, hi)},
+    keyed by its `action_features` names; a joint it leaves out is unbounded); None for any other robot."""
     names = list(robot.action_features[ACTION].get("names") or [])
-    limits = getattr(robot, "joint_limits", None)
-    if isinstance(limits, dict) and names:
-        lo = np.array([limits.get(n, (-np.inf, np.inf))[0] for n in names], dtype=np.float64)
-        hi = np.array([limits.get(n, (-np.inf, np.inf))[1] for n in names], dtype=np.float64)
-        return lo, hi
-    env = getattr(robot, "env", None) if robot.is_connected else None  # never build a sim just to ask
-    clip = getattr(env, "clip_action", None)
-    if clip is None or not names:
+    if not isinstance(robot, JointLimitedRobot) or not names:
         return None
-    big = np.full(len(names), 1e9)
-    return np.asarray(clip(-big), np.float64), np.asarray(clip(big), np.float64)
+    limits = robot.joint_limits
+    lo = np.array([limits.get(n, (-np.inf, np.inf))[0] for n in names], dtype=np.float64)
+    hi = np.array([limits.get(n, (-np.inf, np.inf))[1] for n in names], dtype=np.float64)
+    return lo, hi
 
 
 class SafetyFilter:

@@ -23,6 +23,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from vla.errors import VLAError
+from vla.policy import GuidedPolicy, Policy
 from vla.serve.protocol import PROTOCOL_VERSION, Hello, Infer, ProtocolError, Reset, error, parse_request
 from vla.serve.spec import describe_policy
 from vla.serve.wire import DEFAULT_MAX_MESSAGE_BYTES, WireError, pack, unpack
@@ -71,7 +72,7 @@ class _Session:
 class PolicyServer:
     def __init__(
         self,
-        policy: Any,
+        policy: Policy,
         host: str = "127.0.0.1",
         port: int = 8765,
         token: str | None = None,
@@ -81,6 +82,7 @@ class PolicyServer:
         token = token or None
         check_bind(host, token)
         self.policy = policy
+        self.guided_policy: GuidedPolicy | None = policy if isinstance(policy, GuidedPolicy) else None
         self.spec = describe_policy(policy)
         self.host, self.port = host, port
         self.token = token
@@ -220,7 +222,8 @@ class PolicyServer:
             self._active = key
         if request.guided is not None:
             g = request.guided
-            out = self.policy.select_chunk_guided(
+            assert self.guided_policy is not None  # _check_guided refused the request otherwise
+            out = self.guided_policy.select_chunk_guided(
                 request.observation, g.prev_chunk, g.inference_delay, g.execution_horizon, beta=g.beta
             )
         else:

@@ -6,13 +6,14 @@ against its robot's features before the first step. A shape entry of None means 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from vla.errors import VLAError
-from vla.robot import ACTION, IMAGE_PREFIX, STATE
+from vla.features import ACTION
+from vla.policy import FeaturedPolicy, GuidedPolicy, Policy
 from vla.serve.wire import DTYPES
 
 # LeRobot's feature dtypes for frames are "video" / "image"; a Robot hands them over as uint8.
@@ -144,34 +145,25 @@ def robot_feature(feature: dict[str, Any]) -> ObservationFeature:
     return ObservationFeature(dtype, tuple(int(d) for d in feature["shape"]))
 
 
-def describe_policy(policy: Any) -> PolicySpec:
-    """The spec of a policy object, from what it declares.
+@runtime_checkable
+class DescribedPolicy(Policy, Protocol):
+    """A policy that states its own serving contract (the VLA policy: from its checkpoint's config)."""
 
-    A policy may declare LeRobot-style `observation_features` / `action_features` (and optionally
-    `chunk_size`, `fps`, `model_name`); a VLA policy is described from its model config. Anything else
-    is served without an observation schema (arrays are still size- and dtype-checked on the wire).
+    def policy_spec(self) -> PolicySpec: ...
+
+
+def describe_policy(policy: Policy) -> PolicySpec:
+    """The spec of a policy, from what it declares: its own `policy_spec()` (a `DescribedPolicy`), or
+    LeRobot-style features (a `FeaturedPolicy`). Anything else is served without an observation schema
+    (arrays are still size- and dtype-checked on the wire). `guided` is whether it is a `GuidedPolicy`.
     """
-    guided = callable(getattr(policy, "select_chunk_guided", None))
-    name = str(getattr(policy, "model_name", "") or type(policy).__name__)
-    fps = getattr(policy, "fps", None)
-    obs_feats = getattr(policy, "observation_features", None)
-    act_feats = getattr(policy, "action_features", None)
-    if isinstance(obs_feats, dict) and isinstance(act_feats, dict):
-        obs = {k: robot_feature(v) for k, v in obs_feats.items()}
-        action_dim = int(act_feats[ACTION]["shape"][0]) if ACTION in act_feats else None
-        chunk = getattr(policy, "chunk_size", None)
-        return PolicySpec(obs, action_dim, _opt_int(chunk), fps, name, guided)
-    config = getattr(getattr(policy, "model", None), "config", None)
-    if config is not None and hasattr(config, "cameras"):
-        return _describe_vla(policy, config, guided, fps)
-    return PolicySpec(None, None, None, fps, name, guided)
-
-
-def _describe_vla(policy: Any, config: Any, guided: bool, fps: Any) -> PolicySpec:
-    h, w = config.image_size if config.image_size is not None else (None, None)
-    obs: dict[str, ObservationFeature] = {STATE: ObservationFeature("float32", (config.state_dim,))}
-    for cam in config.cameras:
-        obs[IMAGE_PREFIX + cam] = ObservationFeature("uint8", (h, w, 3))
-    chunk = int(getattr(policy, "n_action_steps", None) or config.chunk_size)
-    model = f"vla ({config.head} head, {config.backbone.family} backbone)"
-    return PolicySpec(obs, config.resolved_action_dim, chunk, fps, model, guided)
+    guided = isinstance(policy, GuidedPolicy)
+    if isinstance(policy, DescribedPolicy):
+        return replace(policy.policy_spec(), guided=guided)
+    name = type(policy).__name__
+    if isinstance(policy, FeaturedPolicy):
+        obs = {k: robot_feature(v) for k, v in policy.observation_features.items()}
+        act = policy.action_features
+        action_dim = int(act[ACTION]["shape"][0]) if ACTION in act else None
+        return PolicySpec(obs, action_dim, _opt_int(policy.chunk_size), None, name, guided)
+    return PolicySpec(None, None, None, None, name, guided)
