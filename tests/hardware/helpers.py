@@ -1,4 +1,5 @@
-"""An emulated arm and a ServoBus connected to it over a real pseudo-terminal."""
+"""An emulated arm and a ServoBus connected to it: in-process (fast; the default) or over a real
+pseudo-terminal (`pty=True`: the serial path end to end), and `vla-emulate` in its own process."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from hardware.bus import ServoBus
 from hardware.calibration import MotorCalibration, save
 from hardware.emulator import EmulatedBus, Faults
 from hardware.specs import ARMS
+from hardware.transport import Transport
 
 
 def emulator_for(robot: str, faults: Faults | None = None, **kwargs: Any) -> EmulatedBus:
@@ -21,14 +23,32 @@ def emulator_for(robot: str, faults: Faults | None = None, **kwargs: Any) -> Emu
 
 
 @contextmanager
+def emulated(
+    robot: str, faults: Faults | None = None, *, pty: bool = False, **kwargs: Any
+) -> Iterator[tuple[EmulatedBus, str | Transport]]:
+    """(emulator, what to pass a ServoBus or ServoArm as its port) for one of ARMS: the in-process
+    transport, or with `pty` the emulator's pseudo-terminal. The emulator is stopped afterwards."""
+    emu = emulator_for(robot, faults, **kwargs)
+    try:
+        port: str | Transport = emu.start() if pty else emu.transport()
+        yield emu, port
+    finally:
+        emu.stop()
+
+
+@contextmanager
 def emulated_arm(
-    robot: str, faults: Faults | None = None, emulator: dict[str, Any] | None = None, **bus_kwargs: Any
+    robot: str,
+    faults: Faults | None = None,
+    emulator: dict[str, Any] | None = None,
+    *,
+    pty: bool = False,
+    **bus_kwargs: Any,
 ) -> Iterator[tuple[EmulatedBus, ServoBus]]:
-    """(emulator, connected bus) for one of ARMS; both are closed afterwards."""
+    """(emulator, connected bus) for one of ARMS, in-process or over a pty; both are closed afterwards."""
     arm = ARMS[robot]
-    with emulator_for(robot, faults, **(emulator or {})) as emu:
-        assert emu.port is not None
-        bus = ServoBus(emu.port, arm.protocol, arm.motors, **bus_kwargs)
+    with emulated(robot, faults, pty=pty, **(emulator or {})) as (emu, port):
+        bus = ServoBus(port, arm.protocol, arm.motors, **bus_kwargs)
         bus.connect()
         try:
             yield emu, bus
