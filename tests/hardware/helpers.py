@@ -3,6 +3,7 @@ pseudo-terminal (`pty=True`: the serial path end to end), and `vla-emulate` in i
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,6 +16,16 @@ from hardware.calibration import MotorCalibration, save
 from hardware.emulator import EmulatedBus, Faults
 from hardware.specs import ARMS
 from hardware.transport import Transport
+
+REPO = Path(__file__).resolve().parents[2]
+EMULATE = [sys.executable, "-m", "vla.apps.emulate"]  # `vla-emulate`, from this checkout (see app_env)
+CALIBRATE = [sys.executable, "-m", "vla.apps.calibrate"]  # `vla-calibrate`
+
+
+def app_env(**extra: str) -> dict[str, str]:
+    """The environment for EMULATE / CALIBRATE: this checkout first on the path, whatever the cwd."""
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    return dict(os.environ, PYTHONPATH=path, **extra)
 
 
 def emulator_for(robot: str, faults: Faults | None = None, **kwargs: Any) -> EmulatedBus:
@@ -69,10 +80,10 @@ def write_calibration(path: Path, robot: str) -> Path:
 
 def start_emulator(cwd: Path, robot: str = "so101", *overrides: str) -> tuple[subprocess.Popen, str]:
     """`vla-emulate robot=<robot> <overrides>` in its own process -> (the process, its port)."""
-    exe = str(Path(sys.executable).with_name("vla-emulate"))
     proc = subprocess.Popen(
-        [exe, f"robot={robot}", *overrides],
+        [*EMULATE, f"robot={robot}", *overrides],
         cwd=cwd,
+        env=app_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
