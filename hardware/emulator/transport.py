@@ -73,7 +73,13 @@ class VirtualTransport(Transport):
                     self._replies.appendleft((now, reply[take:]))
             if len(out) >= n or now >= deadline:
                 return bytes(out)
-            wake = min(deadline, self._replies[0][0]) if self._replies else deadline
+            # One wake-up, when the n-th byte is in (as a tty's VMIN), not one per reply.
+            wake, missing = deadline, n - len(out)
+            for at, reply in self._replies:
+                missing -= len(reply)
+                if missing <= 0:
+                    wake = min(deadline, at)
+                    break
             if self.emulator.wait_closed(max(0.0, wake - now)):
                 self._check()
 
