@@ -36,6 +36,7 @@ from hardware.calibration import (
 )
 from hardware.errors import BusError
 from hardware.specs import ARMS, ArmSpec
+from hardware.transport import Transport
 from vla.errors import VLAError
 from vla.robot import ACTION, IMAGE_PREFIX, STATE, Features, camera_feature, vector_feature
 
@@ -82,14 +83,15 @@ class _Shutdown:
 
 
 class ServoArm:
-    """One arm on one serial port. `calibration`: a JSON path (ours or LeRobot's), or None for the
-    default place of `robot_id` (see hardware.calibration.default_path). `cameras`: name -> an object
-    with `connect()`, `read()` (H x W x 3 uint8), `disconnect()`, `height`, `width`."""
+    """One arm on one serial port (`port`: its path, or any `hardware.transport.Transport`).
+    `calibration`: a JSON path (ours or LeRobot's), or None for the default place of `robot_id` (see
+    hardware.calibration.default_path). `cameras`: name -> an object with `connect()`, `read()`
+    (H x W x 3 uint8), `disconnect()`, `height`, `width`."""
 
     def __init__(
         self,
         robot: str | ArmSpec,
-        port: str,
+        port: str | Transport,
         calibration: str | None = None,
         robot_id: str = "default",
         cameras: dict[str, Any] | None = None,
@@ -103,7 +105,6 @@ class ServoArm:
         self.spec = arm_spec(robot)
         self.robot_type = self.spec.robot_type
         self.fps = int(fps)
-        self.port = port
         self.calibration_path = calibration or str(
             default_path(self.spec.robot_type, robot_id, self.spec.leader)
         )
@@ -120,6 +121,7 @@ class ServoArm:
             baudrate=baudrate or self.spec.baudrate,
             retries=retries,
         )
+        self.port = self.bus.port  # its name, for messages
         self.calibration: dict[str, MotorCalibration] = {}
         self.joint_limits: dict[str, tuple[float, float]] = {}
         self.holds = 0  # host-side deadline holds

@@ -1,17 +1,22 @@
-"""The host side of a servo bus: one class for Feetech and Dynamixel, on any pyserial port.
+"""The host side of a servo bus: one class for Feetech and Dynamixel, on any transport.
 
     bus = ServoBus("/dev/ttyACM0", "feetech", {"gripper": Motor(6, "sts3215"), ...})
     bus.connect()                                  # opens the port, PINGs every motor, checks models
     bus.sync_write("Goal_Position", {"gripper": 2048})
     positions = bus.sync_read("Present_Position")  # {"gripper": 2047, ...}
 
+    ServoBus(emulated_bus.transport(), "feetech", motors)   # the emulator's servos, in-process (tests)
+
+The bus owns the contract, the transport (hardware.transport) only bytes: a port path or pyserial URL
+gets a `SerialTransport`; any `Transport` can be passed instead (python-can style).
+
 Values are plain ints in register units, sign decoded (sign-magnitude on Feetech, two's complement on
-Dynamixel). Each transaction holds a lock (one bus per port, callable from several threads), discards
-stale input first, and waits on the port with serial's blocking read and a timeout sized from the bytes
-expected at the baud rate plus a margin; it never spins. Replies are parsed with resynchronisation,
-checked for checksum, id and length, and what is missing is asked again up to `retries` times; every
-problem is counted in `stats`. When the port itself fails the bus raises `Disconnected` at once and
-marks itself disconnected.
+Dynamixel). Each transaction holds a lock (one bus per port, callable from several threads), has the
+transport discard stale input first, and waits for the bytes expected with a timeout sized from them at
+the baud rate plus a margin; it never spins. Replies are parsed with resynchronisation, checked for
+checksum, id and length, and what is missing is asked again up to `retries` times; every problem is
+counted in `stats`. When the link itself fails the bus raises `Disconnected` at once and marks itself
+disconnected.
 
 Timeout margin: 10 ms by default. A pty adds no wire time, but the emulator may share the CPU; a USB
 adapter adds 1–2 ms each way, and six servos at the factory Return_Delay_Time add 6 × 0.5 ms. FTDI
@@ -22,22 +27,14 @@ margin only costs time when a reply is really missing.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import math
-import os
-import select
-import termios
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
-import serial
-
-from hardware.dynamixel import DYNAMIXEL
+from hardware.codecs import codec
 from hardware.errors import (
     BusError,
     Disconnected,
@@ -47,10 +44,8 @@ from hardware.errors import (
     ServoRefused,
     TransactionError,
 )
-from hardware.feetech import FEETECH
 from hardware.protocol import (
     BROADCAST_ID,
-    Codec,
     ControlTable,
     ErrorKind,
     Frame,
@@ -60,12 +55,10 @@ from hardware.protocol import (
     Status,
 )
 from hardware.tables import MODELS, model_table
+from hardware.transport import PortError, SerialTransport, Transport
 
 log = logging.getLogger(__name__)
 
-CODECS: Mapping[str, Codec] = {"feetech": FEETECH, "dynamixel": DYNAMIXEL}
-PORT_ERRORS = (OSError, serial.SerialException, termios.error)
-WRITE_TIMEOUT_S = 0.1  # a port that cannot take a 30-byte packet in 100 ms is gone
 MAX_ID = {"feetech": 0xFD, "dynamixel": 0xFC}
 
 
@@ -85,9 +78,11 @@ class BusStats:
 
 
 class ServoBus:
+    """`port`: a serial port's path (or a pyserial URL), or a `Transport`."""
+
     def __init__(
         self,
-        port: str,
+        port: str | Transport,
         protocol: str,
         motors: Mapping[str, Motor],
         *,
@@ -95,17 +90,16 @@ class ServoBus:
         retries: int = 3,
         timeout_margin_ms: float = 10.0,
     ) -> None:
-        if protocol not in CODECS:
-            raise BusError(f"protocol={protocol!r}: must be one of {', '.join(CODECS)}")
+        self.codec = codec(protocol)
         if retries < 0:
             raise BusError(f"retries={retries}: must be at least 0")
         if not 0 < timeout_margin_ms <= 10_000:
             raise BusError(f"timeout_margin_ms={timeout_margin_ms}: must be in (0, 10000]")
         if baudrate <= 0:
             raise BusError(f"baudrate={baudrate}: must be positive")
-        self.port = port
+        self.transport = port if isinstance(port, Transport) else SerialTransport(port, baudrate)
+        self.port = self.transport.name
         self.protocol = protocol
-        self.codec = CODECS[protocol]
         self.motors = dict(motors)
         self.baudrate = baudrate
         self.retries = retries
@@ -122,30 +116,21 @@ class ServoBus:
         self._model_register = next(t for t in MODELS.values() if t.protocol == protocol).register(
             "Model_Number"
         )
-        self._ser: Any = None
         self._lock = threading.Lock()
         self._stats = BusStats()
         self._alarms: dict[int, int] = {}
-        self._vmin = -1  # the port's termios VMIN as we last set it (-1: unknown)
 
     # --- connection --------------------------------------------------------------------------------
     def connect(self, handshake: bool = True) -> None:
         """Open the port; with `handshake`, check every motor answers PING with its model number."""
         with self._lock:
-            if self._ser is not None:
+            if self.transport.is_open:
                 raise BusError(f"{self.port}: already connected")
             try:
-                self._ser = serial.serial_for_url(
-                    self.port,
-                    baudrate=self.baudrate,
-                    timeout=0.01,
-                    write_timeout=WRITE_TIMEOUT_S,
-                    exclusive=True,
-                )
-                self._vmin = -1  # opening configured the port afresh
-            except (serial.SerialException, OSError, ValueError) as e:
+                self.transport.open()
+            except PortError as e:
                 raise BusError(f"cannot open {self.port}: {e}") from e
-        _warn_about_latency_timer(self.port, self.timeout_margin_s)
+        self.transport.check_latency(self.timeout_margin_s)
         if handshake:
             try:
                 self._handshake()
@@ -176,16 +161,11 @@ class ServoBus:
             self._close()
 
     def _close(self) -> None:
-        ser, self._ser = self._ser, None
-        if ser is not None:
-            with contextlib.suppress(*PORT_ERRORS):
-                ser.flush()  # what was written goes out first (a last torque-off must not be dropped)
-            with contextlib.suppress(*PORT_ERRORS):
-                ser.close()
+        self.transport.close()  # what was written goes out first (a last torque-off must not be dropped)
 
     @property
     def is_connected(self) -> bool:
-        return self._ser is not None
+        return self.transport.is_open
 
     def __enter__(self) -> ServoBus:
         self.connect()
@@ -322,7 +302,7 @@ class ServoBus:
     ) -> dict[int, Status]:
         """Send, collect one status per id (none for an empty list), ask again for what is missing."""
         with self._lock:
-            if self._ser is None:
+            if not self.transport.is_open:
                 raise Disconnected(f"{self.port}: not connected ({action}); call connect() first")
             self._stats.transactions += 1
             got: dict[int, Status] = {}
@@ -355,8 +335,7 @@ class ServoBus:
         self, packet: bytes, ids: list[int], n_data: int, got: dict[int, Status], action: str
     ) -> str | None:
         """One try: returns None when every id in `ids` answered, else what went wrong."""
-        ser = self._ser
-        self._port(action, self._send, ser, packet)
+        self._port(action, self.transport.send, packet)
         if not ids:  # nothing comes back (a broadcast write)
             return None
         size = self.codec.status_size(n_data)
@@ -393,7 +372,7 @@ class ServoBus:
                 return problem
             outstanding = size * expected - len(buf)  # exact when every pending reply is clean
             buf += self._port(
-                action, self._read, outstanding if outstanding > 0 else min(need, size), remaining
+                action, self.transport.receive, outstanding if outstanding > 0 else min(need, size), remaining
             )
 
     def _accept(
@@ -424,85 +403,10 @@ class ServoBus:
         got[status.id] = status
         return None
 
-    def _send(self, ser: Any, packet: bytes) -> None:
-        """Drop stale input, then write the packet (straight to the descriptor on a posix tty: pyserial's
-        write adds a timeout loop around the same call)."""
-        fd = getattr(ser, "fd", None)
-        if not isinstance(fd, int):
-            ser.reset_input_buffer()
-            ser.write(packet)
-            return
-        termios.tcflush(fd, termios.TCIFLUSH)
-        view, deadline = memoryview(packet), time.perf_counter() + WRITE_TIMEOUT_S
-        while view:
-            try:
-                view = view[os.write(fd, view) :]
-            except BlockingIOError:  # the output queue is full: wait until it drains a little
-                if time.perf_counter() > deadline or not select.select([], [fd], [], WRITE_TIMEOUT_S)[1]:
-                    raise serial.SerialTimeoutException("write timeout") from None
-
-    def _read(self, n: int, timeout_s: float) -> bytes:
-        """Up to n bytes, waiting at most timeout_s. On a posix tty: select + read on the descriptor, with
-        the kernel set to wake us only once n bytes are in (termios VMIN, VTIME 0: a tty's poll then
-        reports readable at n bytes) rather than once per servo's reply; pyserial's read would also
-        reconfigure the port whenever its timeout changes. Together ~half our CPU at 100 Hz."""
-        fd = getattr(self._ser, "fd", None)
-        if not isinstance(fd, int):  # not a posix tty (e.g. a loop:// URL): pyserial's own read
-            timeout = max(0.001, math.ceil(timeout_s * 1000) / 1000)
-            if self._ser.timeout != timeout:
-                self._ser.timeout = timeout
-            return bytes(self._ser.read(n))
-        want = max(1, min(n, 255))
-        if self._vmin != want:
-            attrs = termios.tcgetattr(fd)
-            attrs[6][termios.VMIN], attrs[6][termios.VTIME] = want, 0
-            termios.tcsetattr(fd, termios.TCSANOW, attrs)
-            self._vmin = want
-        out = b""
-        deadline = time.perf_counter() + timeout_s
-        while len(out) < n:
-            remaining = deadline - time.perf_counter()
-            ready = remaining > 0 and bool(select.select([fd], [], [], remaining)[0])
-            try:  # the descriptor is non-blocking (pyserial opens it so): after a timeout, take what came
-                chunk = os.read(fd, n - len(out))
-            except BlockingIOError:
-                chunk = b"" if not ready else None  # type: ignore[assignment]
-            if chunk is None or (ready and not chunk):  # readable yet nothing to read: a hang-up
-                raise serial.SerialException("the device reports data but gives none (disconnected?)")
-            out += chunk
-            if not ready:
-                break
-            if len(out) < n and self._vmin != 1:  # the rest may be short (a dropped reply): any byte wakes
-                attrs = termios.tcgetattr(fd)
-                attrs[6][termios.VMIN] = 1
-                termios.tcsetattr(fd, termios.TCSANOW, attrs)
-                self._vmin = 1
-        return out
-
     def _port(self, action: str, fn: Callable[..., Any], *args: Any) -> Any:
-        """Call the port; any failure of the port itself disconnects the bus."""
+        """Call the transport; any failure of the link itself disconnects the bus."""
         try:
             return fn(*args)
-        except PORT_ERRORS as e:
+        except PortError as e:
             self._close()
-            reason = e.args[1] if isinstance(e, termios.error) and len(e.args) == 2 else e
-            raise Disconnected(f"lost {self.port} while {action}: {reason}; the bus is disconnected") from e
-
-
-def _warn_about_latency_timer(port: str, margin_s: float) -> None:
-    """FTDI adapters hold replies up to their latency timer (16 ms by default): warn if it eats the margin."""
-    name = os.path.basename(os.path.realpath(port))
-    timer = Path(f"/sys/bus/usb-serial/devices/{name}/latency_timer")
-    try:
-        ms = int(timer.read_text())
-    except (OSError, ValueError):
-        return
-    if ms / 1000.0 >= margin_s / 2:
-        log.warning(
-            "%s: the adapter's latency timer is %d ms against a %g ms timeout margin; "
-            "set it to 1 (echo 1 | sudo tee %s) or raise timeout_margin_ms",
-            port,
-            ms,
-            margin_s * 1000,
-            timer,
-        )
+            raise Disconnected(f"lost {self.port} while {action}: {e}; the bus is disconnected") from e

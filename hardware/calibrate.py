@@ -1,5 +1,6 @@
-"""vla-calibrate: record an arm's homing offsets and ranges of motion, write them to the servos and to a
-calibration file (LeRobot's format and, by default, LeRobot's place, so either tool can use it).
+"""Record an arm's homing offsets and ranges of motion, write them to the servos and to a
+calibration file (LeRobot's format and, by default, LeRobot's place, so either tool can use it): what
+`vla-calibrate` (vla/apps/calibrate.py) runs.
 
     vla-calibrate robot=so101 port=/dev/ttyACM0 robot_id=my_arm
     vla-calibrate robot=so101 port=/dev/ttyACM0 from_file=~/.cache/huggingface/lerobot/calibration/robots/so_follower/my_arm.json
@@ -19,14 +20,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import hydra
-from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig
 
 from hardware.calibration import HALF_TURN, CalibrationError, MotorCalibration, load, save
-from vla.apps.common import user_errors
 
-APP = "vla-calibrate"
 SAMPLE_S = 0.02  # range recording polls the positions at 50 Hz
 
 
@@ -95,14 +92,11 @@ def calibrate_arm(
 
 @dataclass
 class CalibrateConfig:
-    robot: str = "so101"
+    arm: str = "so101"  # robot=<arm> on the command line (configs/ has a `robot/` group)
     port: str = MISSING
     robot_id: str = "default"
     calibration: str | None = None  # where to write (null: LeRobot's place for robot + robot_id)
     from_file: str | None = None  # write this existing file (ours or LeRobot's) instead of recording
-
-
-ConfigStore.instance().store(name="calibrate_schema", node=CalibrateConfig)
 
 
 def _table(calibration: dict[str, MotorCalibration]) -> str:
@@ -115,7 +109,7 @@ def _table(calibration: dict[str, MotorCalibration]) -> str:
 def run(cfg: DictConfig) -> Path:
     from hardware.arms import ServoArm, arm_spec
 
-    spec = arm_spec(cfg.robot)
+    spec = arm_spec(cfg.arm)
     arm = ServoArm(spec, port=cfg.port, calibration=cfg.calibration, robot_id=cfg.robot_id)
     existing = load(cfg.from_file, spec.ids) if cfg.from_file else None
     arm.connect(calibrate=False)  # torque stays off
@@ -137,13 +131,3 @@ def run(cfg: DictConfig) -> Path:
     print(_table(calibration))
     print(f"calibration written to the servos and to {path}")
     return path
-
-
-@hydra.main(version_base="1.3", config_path="pkg://configs.hardware", config_name="calibrate")
-@user_errors(APP)
-def main(cfg: DictConfig) -> None:
-    run(cfg)
-
-
-if __name__ == "__main__":
-    main()

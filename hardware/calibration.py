@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from vla.errors import VLAError
+from vla.io import write_text_atomic
 
 DEGREES, RANGE_0_100 = "degrees", "range_0_100"
 NORM_MODES = (DEGREES, RANGE_0_100)
@@ -108,15 +108,7 @@ def save(path: str | Path, calibration: dict[str, MotorCalibration]) -> Path:
     """Write atomically (a temporary file in the same directory, then a rename)."""
     path = Path(path).expanduser()
     path.parent.mkdir(parents=True, exist_ok=True)
-    body = json.dumps({name: asdict(cal) for name, cal in calibration.items()}, indent=4) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(body)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, json.dumps(as_dict(calibration), indent=4) + "\n")
     return path
 
 

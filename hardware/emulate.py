@@ -1,12 +1,14 @@
-"""vla-emulate: serve an emulated servo bus on a pseudo-terminal, with the servos of a real arm.
+"""Serve an emulated servo bus on a pseudo-terminal, with the servos of a real arm: what `vla-emulate`
+(vla/apps/emulate.py) runs.
 
     vla-emulate robot=so101
     vla-emulate robot=koch faults.corrupt=0.05 faults.garbage=0.01 faults.drop=0.01 faults.delay_ms=2
 
-The first line on stdout is `port: /dev/pts/N`: point a `hardware.bus.ServoBus` (or LeRobot) at it. One
-line on stderr says which servos answer. It serves until SIGINT or SIGTERM (exit 0), or until unplugged
-(SIGUSR1, or `faults.unplug_after_s`), which closes the pty as a pulled cable would. On exit one line on
-stderr counts the requests served and the faults injected.
+`robot=` on the command line is the `arm` field here (configs/ has a `robot/` group, which would claim
+a plain `robot` key). The first line on stdout is `port: /dev/pts/N`: point a `hardware.bus.ServoBus`
+(or LeRobot) at it. One line on stderr says which servos answer. It serves until SIGINT or SIGTERM
+(exit 0), or until unplugged (SIGUSR1, or `faults.unplug_after_s`), which closes the pty as a pulled
+cable would. On exit one line on stderr counts the requests served and the faults injected.
 """
 
 from __future__ import annotations
@@ -15,8 +17,6 @@ import signal
 import sys
 from dataclasses import dataclass, field
 
-import hydra
-from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 
 from hardware.calibration import load
@@ -24,7 +24,6 @@ from hardware.emulator import EmulatedBus, EmulatorStats, Faults
 from hardware.replay import TrajectoryPlayer, dataset_trajectory
 from hardware.specs import ARMS
 from hardware.tables import MODELS
-from vla.apps.common import user_errors
 from vla.errors import VLAError
 
 APP = "vla-emulate"
@@ -54,7 +53,7 @@ class ReplayConfig:
 
 @dataclass
 class EmulateConfig:
-    robot: str = "so101"
+    arm: str = "so101"  # robot=<arm> on the command line
     faults: FaultsConfig = field(default_factory=FaultsConfig)
     replay: ReplayConfig = field(default_factory=ReplayConfig)
     time_constant_s: float = 0.05
@@ -62,13 +61,10 @@ class EmulateConfig:
     baudrate: int | None = 1_000_000  # model the wire time at this rate (null: a pty's instant transfers)
 
 
-ConfigStore.instance().store(name="emulate_schema", node=EmulateConfig)
-
-
 def build(cfg: DictConfig) -> EmulatedBus:
     """The emulated bus the config describes; VLAError naming the field for a bad value."""
-    if cfg.robot not in ARMS:
-        raise VLAError(f"robot={cfg.robot!r} is not an emulated arm; choose one of {', '.join(sorted(ARMS))}")
+    if cfg.arm not in ARMS:
+        raise VLAError(f"robot={cfg.arm!r} is not an emulated arm; choose one of {', '.join(sorted(ARMS))}")
     if not 0 < cfg.time_constant_s <= 10:
         raise VLAError(f"time_constant_s={cfg.time_constant_s}: must be in (0, 10] seconds")
     unplug = cfg.faults.unplug_after_s
@@ -76,7 +72,7 @@ def build(cfg: DictConfig) -> EmulatedBus:
         raise VLAError(f"faults.unplug_after_s={unplug}: must be positive (or null: never)")
     f = cfg.faults
     faults = Faults(corrupt=f.corrupt, garbage=f.garbage, drop=f.drop, delay_ms=f.delay_ms, seed=cfg.seed)
-    arm = ARMS[cfg.robot]
+    arm = ARMS[cfg.arm]
     servos = {m.id: m.model for m in arm.motors.values()}
     dynamics = "external" if cfg.replay.dataset else "first_order"
     if cfg.baudrate is not None and cfg.baudrate <= 0:
@@ -97,7 +93,7 @@ def player(cfg: DictConfig, bus: EmulatedBus) -> TrajectoryPlayer | None:
         return None
     if not cfg.replay.calibration:
         raise VLAError("replay.calibration is required with replay.dataset (the arm's calibration JSON)")
-    spec = ARMS[cfg.robot]
+    spec = ARMS[cfg.arm]
     calibration = load(cfg.replay.calibration, spec.ids)
     positions, fps = dataset_trajectory(
         cfg.replay.dataset, cfg.replay.episode, spec, calibration, cfg.replay.key
@@ -110,7 +106,7 @@ def describe(cfg: DictConfig, bus: EmulatedBus) -> str:
         f"{i}={bus.servo(i).model} ({MODELS[bus.servo(i).model].model_number})" for i in bus.ids
     )
     return (
-        f"{APP}: {cfg.robot} on {bus.port}: {bus.protocol} servos {servos}; faults: {bus.faults.describe()}; "
+        f"{APP}: {cfg.arm} on {bus.port}: {bus.protocol} servos {servos}; faults: {bus.faults.describe()}; "
         f"time constant {cfg.time_constant_s * 1000:g} ms"
     )
 
@@ -159,13 +155,3 @@ def emulate(cfg: DictConfig) -> EmulatorStats:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
     print(summary(bus.stats), file=sys.stderr, flush=True)
     return bus.stats
-
-
-@hydra.main(version_base="1.3", config_path="pkg://configs.hardware", config_name="emulate")
-@user_errors(APP)
-def main(cfg: DictConfig) -> None:
-    emulate(cfg)
-
-
-if __name__ == "__main__":
-    main()

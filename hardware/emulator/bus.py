@@ -1,10 +1,16 @@
-"""An emulated servo bus on a pseudo-terminal: the host's driver talks to it as to a USB adapter.
+"""An emulated servo bus: the host's driver talks to it as to a USB adapter, over a pseudo-terminal or
+in-process.
 
     bus = EmulatedBus("feetech", {i: "sts3215" for i in range(1, 7)}, faults=Faults(corrupt=0.05))
     port = bus.start()        # "/dev/pts/N", served from a background thread
     ...                       # ServoBus(port, "feetech", motors).connect()
     bus.unplug()              # the cable is pulled: the host's next read or write fails
     bus.stop()
+
+    ServoBus(bus.transport(), "feetech", motors)   # no pty, no thread: the fast path for tests
+
+Both ways share one core (`_serve_input`): the pty's thread sleeps through the waits it yields, the
+in-process transport (hardware.emulator.transport) schedules the replies at those times instead.
 
 The serving thread blocks in select() on the pty master and on a wake-up pipe, so it costs nothing while
 idle; dynamics are computed when a packet arrives. The emulator keeps its own handle on the slave side
@@ -22,18 +28,18 @@ import termios
 import threading
 import time
 import tty
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from hardware.dynamixel import DYNAMIXEL
+from hardware.codecs import codec
 from hardware.emulator.faults import FaultCounts, FaultInjector, Faults
 from hardware.emulator.responder import Responder
 from hardware.emulator.servo import EmulatedServo
-from hardware.feetech import FEETECH
-from hardware.protocol import Codec
 from hardware.tables import model_table
 
-CODECS: Mapping[str, Codec] = {"feetech": FEETECH, "dynamixel": DYNAMIXEL}
+if TYPE_CHECKING:
+    from hardware.emulator.transport import VirtualTransport
 
 
 @dataclass
@@ -59,13 +65,11 @@ class EmulatedBus:
         positions: Mapping[int, float] | None = None,
         baudrate: int | None = None,
     ) -> None:
-        if protocol not in CODECS:
-            raise ValueError(f"protocol={protocol!r}: must be one of {', '.join(CODECS)}")
+        self.codec = codec(protocol)
         for model in servos.values():
             model_table(model, protocol)
         positions = positions or {}
         self.protocol = protocol
-        self.codec = CODECS[protocol]
         self.faults = faults or Faults()
         self._injector = FaultInjector(self.faults)
         # Wire time: with a baud rate, a request is acted on only once its last byte would have arrived
@@ -91,6 +95,7 @@ class EmulatedBus:
         self._wake_r, self._wake_w = -1, -1
         self._thread: threading.Thread | None = None
         self._closed = threading.Event()
+        self._serving = threading.Lock()  # the responder and the fault injector are not thread-safe
         self.port: str | None = None
 
     # --- life cycle --------------------------------------------------------------------------------
@@ -109,9 +114,19 @@ class EmulatedBus:
         self._thread.start()
         return self.port
 
+    def transport(self) -> VirtualTransport:
+        """An in-process link to these servos for a host's `ServoBus`: no pty, no thread."""
+        from hardware.emulator.transport import VirtualTransport
+
+        return VirtualTransport(self)
+
     def unplug(self) -> None:
-        """Close the pty as a pulled cable would: the host's next (or current) read or write fails."""
-        if self._thread is None or self._closed.is_set():
+        """Close the pty as a pulled cable would: the host's next (or current) read or write fails (on
+        the in-process transport too)."""
+        if self._thread is None:
+            self._closed.set()
+            return
+        if self._closed.is_set():
             return
         os.write(self._wake_w, b"x")
         self._thread.join(timeout=5.0)
@@ -189,31 +204,41 @@ class EmulatedBus:
             self._close_pty()
 
     def _handle_input(self, buf: bytearray) -> None:
-        while buf:
-            scan = self.codec.scan(buf)
-            self._stats.noise_bytes += scan.skipped
-            if scan.error:
-                self._stats.bad_packets += 1
-            del buf[: scan.consumed]
-            if scan.frame is not None:
-                self._stats.requests += 1
-                if self.byte_s is not None:
-                    _sleep(scan.consumed * self.byte_s)  # the request's own time on the wire
-                replies = self._responder.handle(scan.frame)
-                delay = self._injector.delay_s() if replies else 0.0
-                for reply in replies:
-                    packet = self._injector.apply(reply.packet)
-                    delay += reply.servo.return_delay_s
-                    if self.byte_s is not None and packet is not None:
-                        delay += len(packet) * self.byte_s
-                    if packet is None:
-                        continue
-                    if delay > 0:
-                        _sleep(delay)  # blocks this thread only, like a servo that takes its time
-                    delay = 0.0
-                    self._send(packet)
-            if scan.need:
-                return
+        for wait_s, packet in self._serve_input(buf):
+            if wait_s > 0:
+                _sleep(wait_s)  # blocks this thread only, like a servo that takes its time
+            if packet is not None:
+                self._send(packet)
+
+    def _serve_input(self, buf: bytearray) -> Iterator[tuple[float, bytes | None]]:
+        """Act on the complete requests in `buf` (consumed from it): yields (seconds to wait first, the
+        packet to send then, or None for a wait alone), in order. Wire time with a baud rate: a request
+        is acted on only once its last byte would have arrived (the consumer has waited when the next
+        step runs), each reply leaves after its servo's Return_Delay_Time and its own bytes."""
+        with self._serving:
+            while buf:
+                scan = self.codec.scan(buf)
+                self._stats.noise_bytes += scan.skipped
+                if scan.error:
+                    self._stats.bad_packets += 1
+                del buf[: scan.consumed]
+                if scan.frame is not None:
+                    self._stats.requests += 1
+                    if self.byte_s is not None:
+                        yield scan.consumed * self.byte_s, None  # the request's own time on the wire
+                    replies = self._responder.handle(scan.frame)
+                    delay = self._injector.delay_s() if replies else 0.0
+                    for reply in replies:
+                        packet = self._injector.apply(reply.packet)
+                        delay += reply.servo.return_delay_s
+                        if self.byte_s is not None and packet is not None:
+                            delay += len(packet) * self.byte_s
+                        if packet is None:
+                            continue
+                        yield delay, packet
+                        delay = 0.0
+                if scan.need:
+                    return
 
     def _send(self, packet: bytes) -> None:
         assert self._master is not None and self._slave is not None
@@ -222,12 +247,15 @@ class EmulatedBus:
                 written = os.write(self._master, packet)
                 packet = packet[written:]
                 if not packet:
-                    self._stats.replies += 1
+                    self._count_reply()
                     return
             except BlockingIOError:
                 pass
             if attempt == 0:  # the host has not read what we sent before: drop that stale input
                 termios.tcflush(self._slave, termios.TCIFLUSH)
+
+    def _count_reply(self) -> None:
+        self._stats.replies += 1
 
     def _close_pty(self) -> None:
         for fd in (self._master, self._slave):

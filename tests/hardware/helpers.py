@@ -1,7 +1,9 @@
-"""An emulated arm and a ServoBus connected to it over a real pseudo-terminal."""
+"""An emulated arm and a ServoBus connected to it: in-process (fast; the default) or over a real
+pseudo-terminal (`pty=True`: the serial path end to end), and `vla-emulate` in its own process."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,6 +15,17 @@ from hardware.bus import ServoBus
 from hardware.calibration import MotorCalibration, save
 from hardware.emulator import EmulatedBus, Faults
 from hardware.specs import ARMS
+from hardware.transport import Transport
+
+REPO = Path(__file__).resolve().parents[2]
+EMULATE = [sys.executable, "-m", "vla.apps.emulate"]  # `vla-emulate`, from this checkout (see app_env)
+CALIBRATE = [sys.executable, "-m", "vla.apps.calibrate"]  # `vla-calibrate`
+
+
+def app_env(**extra: str) -> dict[str, str]:
+    """The environment for EMULATE / CALIBRATE: this checkout first on the path, whatever the cwd."""
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    return dict(os.environ, PYTHONPATH=path, **extra)
 
 
 def emulator_for(robot: str, faults: Faults | None = None, **kwargs: Any) -> EmulatedBus:
@@ -21,14 +34,32 @@ def emulator_for(robot: str, faults: Faults | None = None, **kwargs: Any) -> Emu
 
 
 @contextmanager
+def emulated(
+    robot: str, faults: Faults | None = None, *, pty: bool = False, **kwargs: Any
+) -> Iterator[tuple[EmulatedBus, str | Transport]]:
+    """(emulator, what to pass a ServoBus or ServoArm as its port) for one of ARMS: the in-process
+    transport, or with `pty` the emulator's pseudo-terminal. The emulator is stopped afterwards."""
+    emu = emulator_for(robot, faults, **kwargs)
+    try:
+        port: str | Transport = emu.start() if pty else emu.transport()
+        yield emu, port
+    finally:
+        emu.stop()
+
+
+@contextmanager
 def emulated_arm(
-    robot: str, faults: Faults | None = None, emulator: dict[str, Any] | None = None, **bus_kwargs: Any
+    robot: str,
+    faults: Faults | None = None,
+    emulator: dict[str, Any] | None = None,
+    *,
+    pty: bool = False,
+    **bus_kwargs: Any,
 ) -> Iterator[tuple[EmulatedBus, ServoBus]]:
-    """(emulator, connected bus) for one of ARMS; both are closed afterwards."""
+    """(emulator, connected bus) for one of ARMS, in-process or over a pty; both are closed afterwards."""
     arm = ARMS[robot]
-    with emulator_for(robot, faults, **(emulator or {})) as emu:
-        assert emu.port is not None
-        bus = ServoBus(emu.port, arm.protocol, arm.motors, **bus_kwargs)
+    with emulated(robot, faults, pty=pty, **(emulator or {})) as (emu, port):
+        bus = ServoBus(port, arm.protocol, arm.motors, **bus_kwargs)
         bus.connect()
         try:
             yield emu, bus
@@ -49,10 +80,10 @@ def write_calibration(path: Path, robot: str) -> Path:
 
 def start_emulator(cwd: Path, robot: str = "so101", *overrides: str) -> tuple[subprocess.Popen, str]:
     """`vla-emulate robot=<robot> <overrides>` in its own process -> (the process, its port)."""
-    exe = str(Path(sys.executable).with_name("vla-emulate"))
     proc = subprocess.Popen(
-        [exe, f"robot={robot}", *overrides],
+        [*EMULATE, f"robot={robot}", *overrides],
         cwd=cwd,
+        env=app_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

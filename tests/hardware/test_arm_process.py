@@ -14,7 +14,7 @@ import pytest
 
 from hardware.bus import ServoBus
 from hardware.specs import ARMS
-from tests.hardware.helpers import start_emulator, torque_of, write_calibration
+from tests.hardware.helpers import CALIBRATE, app_env, start_emulator, torque_of, write_calibration
 
 ARM_SCRIPT = textwrap.dedent(
     """
@@ -61,9 +61,9 @@ def test_vla_calibrate_writes_a_file_to_the_servos(tmp_path: Path) -> None:
     try:
         theirs = write_calibration(tmp_path / "lerobot.json", "so101")
         out = tmp_path / "ours.json"
-        exe = str(Path(sys.executable).with_name("vla-calibrate"))
         done = subprocess.run(
-            [exe, f"port={port}", f"from_file={theirs}", f"calibration={out}"],
+            [*CALIBRATE, f"port={port}", f"from_file={theirs}", f"calibration={out}"],
+            env=app_env(),
             capture_output=True,
             text=True,
             timeout=60,
@@ -77,10 +77,16 @@ def test_vla_calibrate_writes_a_file_to_the_servos(tmp_path: Path) -> None:
             assert set(bus.sync_read("Min_Position_Limit").values()) == {2047 - 800, 2000}
         finally:
             bus.disconnect()
-        bad = subprocess.run([exe, "port=/dev/nonexistent-tty"], capture_output=True, text=True, timeout=60)
+        bad = subprocess.run(
+            [*CALIBRATE, "port=/dev/nonexistent-tty"],
+            env=app_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
         assert "cannot open /dev/nonexistent-tty" in bad.stderr
-        missing = subprocess.run([exe], capture_output=True, text=True, timeout=60)
+        missing = subprocess.run(CALIBRATE, env=app_env(), capture_output=True, text=True, timeout=60)
         assert missing.returncode == 2 and "port is required" in missing.stderr
     finally:
         emulator.terminate()

@@ -1,12 +1,12 @@
-"""Serial arms end to end over a real pseudo-terminal: calibrate, read in degrees, write goals that the
-emulated servos follow, limits, the step clamp, the host-side deadline, unplug, torque off."""
+"""Serial arms against the emulated servos: calibrate, read in degrees, write goals that the emulated
+servos follow, limits, the step clamp, the host-side deadline, torque off (in-process: the arm's logic),
+and an unplugged cable (over a real pseudo-terminal: the serial path)."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -15,15 +15,15 @@ import pytest
 from hardware.arms import ServoArm
 from hardware.calibrate import calibrate_arm, homing_offset
 from hardware.calibration import MotorCalibration, load, save
-from hardware.emulator import EmulatedBus
 from hardware.errors import Disconnected
 from hardware.specs import ARMS
-from tests.hardware.helpers import write_calibration
+from tests.hardware.helpers import emulated, write_calibration
 from vla.errors import VLAError
 
 
 def _eventually(check: Callable[[], bool], timeout: float = 1.0) -> bool:
-    """The emulator applies a broadcast write a moment after the host has sent it (there is no reply)."""
+    """Over a pty the emulator applies a broadcast write a moment after the host has sent it (there is
+    no reply)."""
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:
@@ -32,19 +32,11 @@ def _eventually(check: Callable[[], bool], timeout: float = 1.0) -> bool:
     return True
 
 
-@contextmanager
-def emulated(robot: str, **kwargs: object) -> Iterator[EmulatedBus]:
-    spec = ARMS[robot]
-    with EmulatedBus(spec.protocol, {m.id: m.model for m in spec.motors.values()}, **kwargs) as emu:  # type: ignore[arg-type]
-        yield emu
-
-
 @pytest.mark.parametrize("robot", ["so101", "koch"])
 def test_calibrate_then_drive(tmp_path: Path, robot: str) -> None:
     spec = ARMS[robot]
-    with emulated(robot, time_constant_s=0.02) as emu:
-        assert emu.port is not None
-        arm = ServoArm(robot, emu.port, calibration=str(tmp_path / "cal.json"), command_timeout_ms=None)
+    with emulated(robot, time_constant_s=0.02) as (emu, port):
+        arm = ServoArm(robot, port, calibration=str(tmp_path / "cal.json"), command_timeout_ms=None)
         arm.connect(calibrate=False)
         try:
             middle = {j.id: 1500.0 + 100 * j.id for j in spec.joints}  # where the user holds the arm
@@ -86,7 +78,7 @@ def test_calibrate_then_drive(tmp_path: Path, robot: str) -> None:
         for i, pos in middle.items():  # the user lets go with the arm in the middle
             emu.servo(i).set_present_position(pos)
 
-        arm = ServoArm(robot, emu.port, calibration=str(tmp_path / "cal.json"), max_relative_target=None)
+        arm = ServoArm(robot, port, calibration=str(tmp_path / "cal.json"), max_relative_target=None)
         arm.connect()
         try:
             assert _eventually(lambda: all(emu.servo(i).torque_enabled for i in emu.ids))
@@ -111,11 +103,8 @@ def test_calibrate_then_drive(tmp_path: Path, robot: str) -> None:
 
 def test_step_clamp_and_deadline_hold(tmp_path: Path) -> None:
     cal = write_calibration(tmp_path / "cal.json", "so101")
-    with emulated("so101", time_constant_s=1.0) as emu:  # slow servos: far from the goal for a while
-        assert emu.port is not None
-        arm = ServoArm(
-            "so101", emu.port, calibration=str(cal), max_relative_target=5.0, command_timeout_ms=100
-        )
+    with emulated("so101", time_constant_s=1.0) as (emu, port):  # slow servos: far from the goal a while
+        arm = ServoArm("so101", port, calibration=str(cal), max_relative_target=5.0, command_timeout_ms=100)
         arm.connect()
         try:
             start = arm.get_observation()["observation.state"]
@@ -134,9 +123,8 @@ def test_step_clamp_and_deadline_hold(tmp_path: Path) -> None:
 
 def test_unplugged_cable_is_a_clear_error_fast(tmp_path: Path) -> None:
     cal = write_calibration(tmp_path / "cal.json", "so101")
-    with emulated("so101") as emu:
-        assert emu.port is not None
-        arm = ServoArm("so101", emu.port, calibration=str(cal), command_timeout_ms=None)
+    with emulated("so101", pty=True) as (emu, port):
+        arm = ServoArm("so101", port, calibration=str(cal), command_timeout_ms=None)
         arm.connect()
         emu.unplug()
         started = time.monotonic()
@@ -148,16 +136,15 @@ def test_unplugged_cable_is_a_clear_error_fast(tmp_path: Path) -> None:
 
 
 def test_calibration_problems_are_one_line_errors(tmp_path: Path) -> None:
-    with emulated("so101") as emu:
-        assert emu.port is not None
-        arm = ServoArm("so101", emu.port, calibration=str(tmp_path / "none.json"))
+    with emulated("so101") as (_, port):
+        arm = ServoArm("so101", port, calibration=str(tmp_path / "none.json"))
         with pytest.raises(VLAError, match="run vla-calibrate first"):
             arm.connect()
         assert not arm.is_connected  # the port was closed again
         with pytest.raises(VLAError, match="robot='so102'"):
-            ServoArm("so102", emu.port)
+            ServoArm("so102", port)
         with pytest.raises(VLAError, match="max_relative_target=0"):
-            ServoArm("so101", emu.port, max_relative_target=0)
+            ServoArm("so101", port, max_relative_target=0)
 
 
 def test_a_lerobot_calibration_file_is_accepted(tmp_path: Path) -> None:
@@ -173,9 +160,8 @@ def test_a_lerobot_calibration_file_is_accepted(tmp_path: Path) -> None:
     path = tmp_path / "arm.json"
     ours = load(path, ARMS["so101"].ids)
     assert ours["elbow_flex"] == MotorCalibration(3, 0, -98, 1002, 2998)
-    with emulated("so101") as emu:
-        assert emu.port is not None
-        arm = ServoArm("so101", emu.port, calibration=str(path), command_timeout_ms=None)
+    with emulated("so101") as (emu, port):
+        arm = ServoArm("so101", port, calibration=str(path), command_timeout_ms=None)
         arm.connect()
         try:
             assert emu.servo(3).register("Homing_Offset") == -98

@@ -1,4 +1,5 @@
-"""ServoBus against the emulator over a real pseudo-terminal, for both protocols."""
+"""ServoBus against the emulator for both protocols: in-process (the bus's logic), and over a real
+pseudo-terminal where the serial path itself is under test."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import time
 import pytest
 
 from hardware.bus import ServoBus
+from hardware.codecs import codec
+from hardware.emulator import EmulatedBus
 from hardware.errors import (
     BusError,
     Disconnected,
@@ -18,7 +21,7 @@ from hardware.errors import (
 )
 from hardware.protocol import Motor
 from hardware.specs import ARMS
-from tests.hardware.helpers import emulated_arm, emulator_for
+from tests.hardware.helpers import emulated, emulated_arm, emulator_for
 
 ROBOTS = ["so101", "koch"]
 
@@ -61,12 +64,11 @@ def test_sync_read_write_and_dynamics(robot: str) -> None:
 
 
 def test_handshake_names_missing_and_wrong_motors() -> None:
-    with emulator_for("koch") as emu:
-        assert emu.port is not None
+    with emulated("koch") as (_, port):
         motors = dict(ARMS["koch"].motors)
         motors["gripper"] = Motor(6, "xl430-w250")  # the emulator has an XL330-M288 there
         motors["extra"] = Motor(9, "xl330-m288")
-        bus = ServoBus(emu.port, "dynamixel", motors, retries=0)
+        bus = ServoBus(port, "dynamixel", motors, retries=0)
         with pytest.raises(HandshakeError) as err:
             bus.connect()
         message = str(err.value)
@@ -79,10 +81,9 @@ def test_handshake_names_missing_and_wrong_motors() -> None:
 
 
 def test_timeout_error_names_motor_register_and_tries() -> None:
-    with emulator_for("so101") as emu:
-        assert emu.port is not None
+    with emulated("so101") as (_, port):
         motors = {"gripper": Motor(6, "sts3215"), "ghost": Motor(7, "sts3215")}
-        bus = ServoBus(emu.port, "feetech", motors, retries=2, timeout_margin_ms=5)
+        bus = ServoBus(port, "feetech", motors, retries=2, timeout_margin_ms=5)
         bus.connect(handshake=False)
         with pytest.raises(
             TransactionError,
@@ -130,8 +131,8 @@ def test_dynamixel_refusal_is_reported() -> None:
 
 
 def test_one_bus_from_several_threads() -> None:
-    # A wide timeout margin: this is about the lock, not timing. With the default 10 ms a starved emulator
-    # thread (a loaded CI machine) answers after the deadline, the retry's duplicate reply arrives during
+    # A wide timeout margin: this is about the lock, not timing. Over a pty with the default 10 ms, a
+    # starved emulator thread (a loaded CI machine) answers after the deadline, the retry's duplicate reply arrives during
     # the next thread's transaction and is taken as its answer (status packets carry no sequence number).
     with emulated_arm("so101", timeout_margin_ms=500) as (_, bus):
         errors: list[BaseException] = []
@@ -166,8 +167,21 @@ def test_calls_after_disconnect_raise() -> None:
         bus.disconnect()  # idempotent
 
 
-def test_reconnect_to_the_same_emulator() -> None:
-    with emulated_arm("so101") as (_, bus):
+@pytest.mark.parametrize("pty", [False, True], ids=["in_process", "pty"])
+def test_reconnect_to_the_same_emulator(pty: bool) -> None:
+    with emulated_arm("so101", pty=pty) as (_, bus):
         bus.disconnect()
         bus.connect()
         assert bus.read("Model_Number", "gripper") == 777
+
+
+def test_one_codec_registry_for_host_and_emulator() -> None:
+    for robot, protocol in [("so101", "feetech"), ("koch", "dynamixel")]:
+        emu = emulator_for(robot)
+        bus = ServoBus(emu.transport(), protocol, ARMS[robot].motors)
+        assert bus.codec is emu.codec is codec(protocol)
+        assert bus.port == f"virtual:{protocol}"
+    with pytest.raises(BusError, match=r"^protocol='can': must be one of feetech, dynamixel$"):
+        ServoBus("x", "can", {})
+    with pytest.raises(ValueError, match=r"^protocol='can': must be one of feetech, dynamixel$"):
+        EmulatedBus("can", {})

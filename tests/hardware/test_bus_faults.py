@@ -1,4 +1,5 @@
-"""The bus on a bad line: corrupted, noisy, dropped and late replies at 100 Hz, and a pulled cable.
+"""The bus on a bad line: corrupted, noisy, dropped and late replies at 100 Hz (in-process: the bus's
+retries and counting), and a pulled cable (over a real pseudo-terminal: how the serial path notices).
 
 The fault run lasts FAULT_RUN_S seconds (3 by default); an acceptance run sets VLA_HW_FAULT_RUN_S=60.
 """
@@ -66,7 +67,7 @@ def test_faulty_line_at_100hz(robot: str) -> None:
 
 @pytest.mark.parametrize("robot", ROBOTS)
 def test_unplug_during_reads_raises_disconnected_quickly(robot: str) -> None:
-    with emulated_arm(robot) as (emu, bus):
+    with emulated_arm(robot, pty=True) as (emu, bus):
         pulled: list[float] = []
 
         def pull() -> None:
@@ -95,9 +96,10 @@ def test_unplug_during_reads_raises_disconnected_quickly(robot: str) -> None:
             bus.read("Present_Position", "gripper")
 
 
-def test_unplug_while_waiting_for_a_reply() -> None:
+@pytest.mark.parametrize("pty", [False, True], ids=["in_process", "pty"])
+def test_unplug_while_waiting_for_a_reply(pty: bool) -> None:
     # Every reply dropped and a long margin: the bus sits in a read when the cable goes.
-    with emulated_arm("so101", retries=50, timeout_margin_ms=500) as (emu, bus):
+    with emulated_arm("so101", pty=pty, retries=50, timeout_margin_ms=500) as (emu, bus):
         emu.set_faults(Faults(drop=1.0))  # from now on nothing answers
         pulled: list[float] = []
 

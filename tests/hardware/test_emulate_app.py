@@ -1,12 +1,13 @@
-"""vla-emulate as a user runs it: the port line, a bus talking to it, signals, and one-line errors."""
+"""vla-emulate as a user runs it: the port line, a bus talking to it over the pty, signals, and one-line
+errors (run as `python -m vla.apps.emulate`, this checkout's code; the console scripts point there)."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
+import tomllib
+from importlib import import_module
 from pathlib import Path
 
 import pytest
@@ -15,18 +16,18 @@ from hardware.bus import ServoBus
 from hardware.errors import Disconnected
 from hardware.specs import ARMS
 from hardware.tables import MODELS
+from tests.hardware.helpers import EMULATE, app_env
 
 REPO = Path(__file__).resolve().parents[2]
-EXE = str(Path(sys.executable).with_name("vla-emulate"))
 
 
 def _env() -> dict[str, str]:
-    return dict(os.environ, PYTHONPATH=str(REPO), HF_HUB_OFFLINE="1")
+    return app_env(HF_HUB_OFFLINE="1")
 
 
 def _start(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen(
-        [EXE, *args], cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [*EMULATE, *args], cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     assert proc.stdout is not None
     first = proc.stdout.readline()  # blocks until the app prints it (or exits)
@@ -90,7 +91,16 @@ def test_sigusr1_unplugs(tmp_path: Path) -> None:
     ],
 )
 def test_bad_overrides_print_one_line_and_exit_2(tmp_path: Path, args: list[str], pattern: str) -> None:
-    proc = subprocess.run([EXE, *args], cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [*EMULATE, *args], cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 2
     assert proc.stdout == ""
     assert proc.stderr.strip().splitlines() == [f"vla-emulate: error: {pattern}"]
+
+
+def test_console_scripts_are_the_apps() -> None:
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    for name, module in [("vla-emulate", "vla.apps.emulate"), ("vla-calibrate", "vla.apps.calibrate")]:
+        assert scripts[name] == f"{module}:main"
+        assert callable(import_module(module).main)
