@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_module
 
-from vla.apps import session
 from vla.apps.deploy import deploy
 from vla.errors import VLAError
+from vla.session import live
 
 
 def _cfg(tmp_path: Path, *overrides: str):  # type: ignore[no-untyped-def]
@@ -50,7 +50,7 @@ class ScriptedKeys:
 
 def test_keys_rerecord_keep_and_stop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     keys = ScriptedKeys(["x", "n", "q"])
-    monkeypatch.setattr(session, "TerminalKeys", lambda: keys)
+    monkeypatch.setattr(live, "TerminalKeys", lambda: keys)
     result = deploy(_cfg(tmp_path, "episodes=5", "episode_time_s=3"))
     # x: episode 0 dropped and recorded again; n: episode 0 ended early and kept; q: episode 1 kept, stop
     assert [e["episode"] for e in result.episodes] == [0, 1]
