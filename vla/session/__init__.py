@@ -13,5 +13,5 @@ keys and Ctrl-C handled one way, and sinks for what an episode produces:
     keys.py       the terminal's keys (cbreak) and the episode controls (n / x / q)
     config.py     the apps' structured configs (hydra schemas)
 
-Nothing here imports `vla.apps`; the apps build the robot and the policy and call in.
+Nothing here imports an app; the apps build the robot and the policy and call in.
 """

@@ -31,11 +31,16 @@ class DatasetConfig:
 
 
 @dataclass
+class RecordDatasetConfig(DatasetConfig):
+    root: str | None = MISSING  # required, so nothing lands somewhere unexpected
+
+
+@dataclass
 class RecordConfig:
     env: Any = MISSING
     policy: Any = MISSING
     runner: RunnerConfig = field(default_factory=RunnerConfig)
-    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    dataset: RecordDatasetConfig = field(default_factory=RecordDatasetConfig)
     episodes: int = 20
     seed: int = 0
     resume: bool = False
@@ -116,5 +121,5 @@ def inference_label(runner: RunnerConfig, in_child: bool) -> str:
 
 
 # (policy_cfg, runner_cfg, robot, **override) -> the configured policy for the robot, in a child process
-# when `runner.inference` says so: vla.apps.common.build_policy, passed in by the apps (they sit on top)
+# when `runner.inference` says so: the apps pass in their build_policy (they sit on top of the library)
 PolicyBuilder = Callable[..., Policy]

@@ -2,7 +2,7 @@
 real-time runner (rate, safety filter, watchdog, metrics), feeding sinks with what an episode produces.
 
     outcome = run_episodes(robot, policy, RunnerConfig(realtime=False), EpisodePlan(episodes=20),
-                           [DatasetSink(writer)], stop=GracefulStop(), recorder=RunnerMetrics())
+                           [DatasetSink(writer, robot)], stop=stop, recorder=RunnerMetrics())
 
 Guarantees, whatever the app: the robot is connected here and always disconnected (torque off on arms);
 the policy is connected and closed here when it has those capabilities; an episode cut short by Ctrl-C
@@ -243,6 +243,13 @@ class OnABus(Protocol):
 
 
 @runtime_checkable
+class CountingBus(Protocol):
+    """A serial bus with its counters (hardware.bus.BusStats)."""
+
+    stats: Any
+
+
+@runtime_checkable
 class WrapsAnArm(Protocol):
     """A robot driving a serial arm inside it (the virtual SO-101); `arm` is None while disconnected."""
 
@@ -252,9 +259,8 @@ class WrapsAnArm(Protocol):
 def _stats_of(thing: object) -> dict[str, Any] | None:
     if isinstance(thing, BusReporter):
         return dict(thing.bus_stats)
-    if isinstance(thing, OnABus):
-        stats = getattr(thing.bus, "stats", None)
-        return None if stats is None else dict(vars(stats))
+    if isinstance(thing, OnABus) and isinstance(thing.bus, CountingBus):
+        return dict(vars(thing.bus.stats))
     if isinstance(thing, WrapsAnArm) and thing.arm is not None:
         return _stats_of(thing.arm)
     return None

@@ -17,7 +17,7 @@ import re
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -58,19 +58,28 @@ def checkpoint_step(path: Path) -> int | None:
     return None
 
 
+@runtime_checkable
+class GroupsTasks(Protocol):
+    """An env class that names groups of its tasks (Meta-World's `tasks=[easy]`): `task_group(name)` is
+    the group's task ids, or None for a plain task id."""
+
+    def task_group(self, name: str) -> list[str] | None: ...
+
+
 def _expand_tasks(cfg: DictConfig) -> list[str]:
-    """`tasks=[...]`, with the env's named groups expanded (an env class may offer `task_group(name)` ->
-    its tasks, e.g. Meta-World's `tasks=[easy]`); the env is named by its _target_, never imported here."""
+    """`tasks=[...]`, with the env's named groups expanded; the env is named by its _target_, never
+    imported here."""
     from hydra.utils import get_class
 
     names = [str(t) for t in cfg.tasks]
     try:
-        expand = getattr(get_class(str(cfg.env.get("_target_"))), "task_group", None)
+        env_class = get_class(str(cfg.env.get("_target_")))
     except Exception:  # a bad _target_ is reported when the env is built
-        expand = None
+        env_class = None
+    grouping = env_class if isinstance(env_class, GroupsTasks) else None  # checked on the class
     out: list[str] = []
     for name in names:
-        group = expand(name) if expand is not None else None
+        group = grouping.task_group(name) if grouping is not None else None
         out.extend(group if group else [name])
     return out
 
