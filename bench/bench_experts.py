@@ -24,7 +24,7 @@ import numpy as np
 from envs import TASKS
 from envs.sim_robot import SimRobot
 from policies.scripted import ScriptedExpert
-from vla.episode import run_episode
+from vla.runner import Runner, RunnerConfig
 
 RESULTS = Path(__file__).parent / "results" / "experts.json"
 
@@ -37,7 +37,8 @@ def evaluate(task: str, episodes: int) -> dict:
         policy = ScriptedExpert(robot)
         limit = robot.env.max_episode_steps
         start = time.perf_counter()
-        results = [run_episode(robot, policy, seed) for seed in range(episodes)]
+        runner = Runner(robot, policy, RunnerConfig(realtime=False, measure_compute=False))  # the plain loop
+        results = [runner.run_episode(seed) for seed in range(episodes)]
         seconds = time.perf_counter() - start
     finally:
         robot.disconnect()

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from vla.apps.keys import TerminalKeys
 from vla.errors import VLAError
 from vla.robot import ACTION, STATE
+from vla.session.keys import TerminalKeys
 
 
 def _family(name: str) -> str:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import time
+from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from vla.errors import VLAError
-from vla.robot import SO101_ROBOT_TYPE, so101_features
+from vla.policy import Policy
+from vla.robot import SO101_ROBOT_TYPE, EpisodicRobot, so101_features
+from vla.runner.result import EpisodeResult, StepCallback
 
 
 class FakeTabletop:
@@ -120,3 +124,41 @@ class GoalPolicy:
 
     def select_chunk(self, observation: dict[str, np.ndarray]) -> np.ndarray:
         return np.repeat(self.robot.goal()[None], self.horizon, axis=0)
+
+
+def run_episode(
+    robot: EpisodicRobot,
+    policy: Policy,
+    seed: int | None,
+    on_step: StepCallback | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    max_steps: int | None = None,
+) -> EpisodeResult:
+    """The plain synchronous reference loop (infer when the chunk runs out, as fast as the robot steps):
+    what the runner with strategy=sync and realtime=false must equal (tests/runner/test_rollout_runner.py).
+    The apps never use it; every episode they run goes through vla.session.driver on the runner.
+
+    Reset to `seed`, then tick until the episode ends, `max_steps`, or `should_stop()`. Success is
+    LeRobot's rule: `is_success` true at any step.
+    """
+    observation = robot.reset(seed=seed)
+    task = robot.task
+    policy.reset(task)
+    queue: deque[np.ndarray] = deque()
+    success = False
+    steps = 0
+    while not robot.episode_done and (max_steps is None or steps < max_steps):
+        if should_stop is not None and should_stop():
+            return EpisodeResult(seed, task, success, steps, interrupted=True)
+        if not queue:
+            chunk = np.asarray(policy.select_chunk(observation))  # [H, action_dim]
+            if chunk.ndim != 2 or len(chunk) == 0:
+                raise ValueError(f"policy returned a chunk of shape {chunk.shape}; expected (horizon, dim)")
+            queue.extend(chunk)
+        sent = robot.send_action(queue.popleft())
+        if on_step is not None:
+            on_step(observation, sent)
+        steps += 1
+        success = success or bool(robot.info.get("is_success", False))
+        observation = robot.get_observation()
+    return EpisodeResult(seed, task, success, steps)

@@ -25,7 +25,7 @@ from envs.metaworld import (
 )
 from policies.metaworld_expert import MetaWorldExpert
 from policies.scripted import scripted_policy
-from vla.episode import run_episode
+from tests.fakes import run_episode
 from vla.errors import VLAError
 from vla.robot import ACTION, STATE, EpisodicRobot, Robot
 

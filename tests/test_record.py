@@ -134,3 +134,58 @@ def test_frames_stored_as_images_without_video(tmp_path: Path) -> None:
         frame = ds[i]["observation.images.front"]
         assert tuple(frame.shape) == (3, 64, 64)
         assert torch.allclose(frame, torch.full_like(frame, 7 * i / 255.0))
+
+
+def test_runner_metrics_with_safety_counts_are_written(tmp_path: Path) -> None:
+    """Recording runs through the runner: its safety filter acts (a rate clamp here) and vla-record writes
+    runner_metrics.json with the counts next to record_report.json."""
+    cfg = _cfg(tmp_path, "episodes=2", "runner.max_delta_per_tick=2")
+    report = record(cfg)
+    report.write(tmp_path, cfg)
+    m = json.loads((tmp_path / "runner_metrics.json").read_text())
+    assert m["episodes"] == 2 and m["ticks"] == report.frames_kept and m["strategy"] == "sync"
+    assert (
+        m["interventions"]["rate_clamped"] > 0
+        and m["safety_interventions"] >= m["interventions"]["rate_clamped"]
+    )
+    on_disk = json.loads((tmp_path / "record_report.json").read_text())
+    assert on_disk["runner"]["safety_interventions"] == m["safety_interventions"]
+    assert on_disk["config"]["runner"]["max_delta_per_tick"] == 2
+    # without the clamp the same seeds record other actions: the filter is in the recording path
+    free = record(_cfg(tmp_path / "free", "episodes=2"))
+    assert free.runner["safety_interventions"] == 0 and free.frames_kept < report.frames_kept
+
+
+def test_scripted_and_vla_policies_record_runner_metrics(tmp_path: Path) -> None:
+    """policy=scripted on the simulation and policy=vla from a checkpoint both record through the runner."""
+    from tests.model.helpers import small_config, toy_stats
+    from vla.model.vla import VLAModel
+
+    base = ["env.task=touch", "env.image_size=32", "episodes=1", "progress=false", "max_steps=12"]
+    with initialize_config_module(config_module="configs", version_base="1.3"):
+        scripted = compose("record", overrides=[*base, "policy=scripted", f"dataset.root={tmp_path / 'a'}"])
+    model_cfg = small_config("cameras=[front,wrist]", "image_size=[32,32]")
+    ckpt = VLAModel(model_cfg, stats=toy_stats(6, 6), tasks=["touch the red cube"]).save_pretrained(
+        tmp_path / "m"
+    )
+    with initialize_config_module(config_module="configs", version_base="1.3"):
+        vla = compose(
+            "record",
+            overrides=[*base, "policy=vla", f"policy.checkpoint={ckpt}", "policy.device=cpu",
+                       f"dataset.root={tmp_path / 'b'}"],
+        )  # fmt: skip
+    for name, cfg, root in (("scripted", scripted, "a"), ("vla", vla, "b")):
+        report = record(cfg)
+        (tmp_path / name).mkdir()
+        report.write(tmp_path / name, cfg)
+        m = json.loads((tmp_path / name / "runner_metrics.json").read_text())
+        assert m["ticks"] == report.frames_kept == 12 and m["infer_count"] >= 1, name
+        assert "safety_interventions" in m and set(m["interventions"]) >= {"limit_clamped", "watchdog_hold"}
+        assert m["inference"] == "thread"  # realtime=false: no child process
+        assert _load(tmp_path / root, "local/so101_touch").meta.total_episodes == 1
+
+
+def test_dataset_resume_names_the_one_resume_key(tmp_path: Path) -> None:
+    with pytest.raises(VLAError, match=r"dataset\.resume=True: the key is `resume` now; pass resume=True"):
+        record(_cfg(tmp_path, "dataset.resume=true"))
+    assert not (tmp_path / "ds").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -52,6 +53,9 @@ def test_cli_records_and_reports(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "policy success: 2/2 = 100.0%" in proc.stdout
     assert (tmp_path / "run" / "record_report.json").is_file()
+    metrics = json.loads((tmp_path / "run" / "runner_metrics.json").read_text())  # the runner drove it
+    assert metrics["episodes"] == 2 and metrics["safety_interventions"] == 0 and "interventions" in metrics
+    assert re.search(r"^runner: \d+ ticks, 0 missed, .* safety interventions 0$", proc.stdout, re.M)
 
 
 @pytest.mark.parametrize(
@@ -59,6 +63,7 @@ def test_cli_records_and_reports(tmp_path: Path) -> None:
     [
         (["env.task=fly"], r"env\.task='fly' is not a task"),
         (["episodes=0"], r"episodes=0: must be at least 1"),
+        (["dataset.resume=true"], r"dataset\.resume=True: the key is `resume` now; pass resume=True"),
     ],
 )
 def test_cli_bad_input(tmp_path: Path, args: list[str], pattern: str) -> None:

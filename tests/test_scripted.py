@@ -9,7 +9,7 @@ from envs.sim_robot import SimRobot
 from envs.so101.kinematics import ArmIK
 from envs.so101.model import CUBE_HALF
 from policies.scripted import ScriptedExpert
-from vla.episode import run_episode
+from tests.fakes import run_episode
 from vla.errors import VLAError
 from vla.policy import Policy
 from vla.robot import STATE

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_module
 
-from vla.apps import session
 from vla.apps.deploy import deploy
 from vla.errors import VLAError
+from vla.session import live
 
 
 def _cfg(tmp_path: Path, *overrides: str):  # type: ignore[no-untyped-def]
@@ -50,7 +50,7 @@ class ScriptedKeys:
 
 def test_keys_rerecord_keep_and_stop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     keys = ScriptedKeys(["x", "n", "q"])
-    monkeypatch.setattr(session, "TerminalKeys", lambda: keys)
+    monkeypatch.setattr(live, "TerminalKeys", lambda: keys)
     result = deploy(_cfg(tmp_path, "episodes=5", "episode_time_s=3"))
     # x: episode 0 dropped and recorded again; n: episode 0 ended early and kept; q: episode 1 kept, stop
     assert [e["episode"] for e in result.episodes] == [0, 1]
@@ -68,3 +68,59 @@ def test_display_without_a_screen_is_one_clear_error(tmp_path: Path, monkeypatch
     with pytest.raises(VLAError, match="display=true needs a graphical display"):
         deploy(_cfg(tmp_path, "display=true"))
     assert not (tmp_path / "ds").exists() or not any((tmp_path / "ds").iterdir())
+
+
+class CountingSink:
+    """Records what the driver tells a sink."""
+
+    def __init__(self) -> None:
+        self.events: list[str] = []
+        self.steps = 0
+
+    def begin(self, episode) -> None:  # type: ignore[no-untyped-def]
+        self.events.append(f"begin {episode.index}")
+
+    def step(self, observation, action) -> None:  # type: ignore[no-untyped-def]
+        self.steps += 1
+
+    def end(self, episode, result) -> dict:  # type: ignore[no-untyped-def]
+        self.events.append(f"end {episode.index}")
+        return {"counted": self.steps}
+
+    def drop(self, episode) -> None:  # type: ignore[no-untyped-def]
+        self.events.append(f"drop {episode.index}")
+
+    def close(self) -> None:
+        self.events.append("close")
+
+
+def test_driver_drops_the_episode_under_way_on_a_second_ctrl_c() -> None:
+    """A KeyboardInterrupt (the second Ctrl-C) mid-episode: finished episodes are reported, every sink drops
+    the one under way and is closed, the robot is disconnected."""
+    from tests.fakes import FakeTabletop, GoalPolicy
+    from vla.runner import RunnerConfig
+    from vla.session.driver import EpisodePlan, run_episodes
+    from vla.stop import GracefulStop
+
+    robot = FakeTabletop(fail_seeds=[2], max_episode_steps=10)
+    policy = GoalPolicy(robot)
+
+    class InterruptedSink(CountingSink):
+        def step(self, observation, action) -> None:  # type: ignore[no-untyped-def]
+            super().step(observation, action)
+            if robot._seed == 2 and robot._steps == 5:  # halfway through the third episode
+                raise KeyboardInterrupt
+
+    sink = InterruptedSink()
+    outcome = run_episodes(
+        robot,
+        policy,
+        RunnerConfig(realtime=False, measure_compute=False),
+        EpisodePlan(5, seed=0),
+        [sink],
+        stop=GracefulStop(),
+    )
+    assert outcome.interrupted and [e["seed"] for e in outcome.episodes] == [0, 1]
+    assert all(e["success"] and e["counted"] > 0 for e in outcome.episodes)
+    assert sink.events == ["begin 0", "end 0", "begin 1", "end 1", "begin 2", "drop 2", "close"]
+    assert not robot.is_connected

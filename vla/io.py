@@ -80,3 +80,17 @@ def atomic_dir(path: str | Path, keep_old: Callable[[Path], None] | None = None)
             keep_old(old)
         else:
             shutil.rmtree(old)
+
+
+def prepare_output_dir(output_dir: Path) -> None:
+    """Create `output_dir` and check a file can be written there; a user error (one line) if not."""
+    import tempfile
+
+    from vla.errors import VLAError
+
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=output_dir, prefix=".probe"):
+            pass
+    except OSError as e:
+        raise VLAError(f"output_dir={output_dir}: cannot write there ({e.strerror or e})") from None

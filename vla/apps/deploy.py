@@ -11,46 +11,39 @@ The policy runs in a child process by default (runner.inference=auto under real 
 shares the control loop's interpreter. Ctrl-C ends the session: the episode under way is dropped, the
 dataset is finalised, torque goes off, exit 0. `<output_dir>/deploy_report.json` has the episodes (and
 success, on robots that judge it), `runner_metrics.json` the runner's metrics and bus counters.
+The library is vla.session.live.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
-import hydra
-from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
-from vla.apps.common import build_policy, instantiate, user_errors
-from vla.apps.session import SessionConfig, run_session, summary_lines
+from vla.apps.common import build_policy, hydra_app, instantiate
+from vla.io import write_json_atomic
+from vla.runner.config import RunnerConfig
+from vla.session.config import DeployConfig, policy_in_child
+from vla.session.live import SessionResult, run_session, session_summary
 
 APP = "vla-deploy"
 
 
-@dataclass
-class DeployConfig(SessionConfig):
-    policy: Any = MISSING
-
-
-ConfigStore.instance().store(name="deploy_schema", node=DeployConfig)
-
-
-def deploy(cfg: DictConfig) -> Any:
+def deploy(cfg: DictConfig) -> SessionResult:
     robot = instantiate(cfg.robot, "robot")
     policy = build_policy(cfg.policy, cfg.runner, robot)
-    result = run_session(cfg, robot, policy, APP)
+    in_child = policy_in_child(cfg.policy, RunnerConfig.from_any(cfg.runner))
+    result = run_session(cfg, robot, policy, APP, in_child=in_child)
     report = {"config": OmegaConf.to_container(cfg, resolve=True), **asdict(result)}
-    Path(cfg.output_dir, "deploy_report.json").write_text(json.dumps(report, indent=2, default=str))
+    write_json_atomic(Path(cfg.output_dir, "deploy_report.json"), json.loads(json.dumps(report, default=str)))
     return result
 
 
-@hydra.main(version_base="1.3", config_path="pkg://configs", config_name="deploy")
-@user_errors(APP)
+@hydra_app(APP, "deploy", DeployConfig)
 def main(cfg: DictConfig) -> None:
-    print("\n".join(summary_lines(deploy(cfg))), flush=True)
+    print("\n".join(session_summary(deploy(cfg))), flush=True)
 
 
 if __name__ == "__main__":

@@ -34,11 +34,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import hydra
-from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig
 
-from vla.apps.common import user_errors
+from vla.apps.common import hydra_app
 from vla.importer.openpi import OpenpiOptions
 
 APP = "vla-import"
@@ -54,11 +52,7 @@ class ImportConfig:
     openpi: OpenpiOptions = field(default_factory=OpenpiOptions)  # openpi sources only (see above)
 
 
-ConfigStore.instance().store(name="import_schema", node=ImportConfig)
-
-
-@hydra.main(version_base="1.3", config_path="pkg://configs", config_name="import")
-@user_errors(APP)
+@hydra_app(APP, "import", ImportConfig)
 def main(cfg: DictConfig) -> None:
     from omegaconf import OmegaConf
 

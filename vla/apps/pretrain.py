@@ -9,19 +9,15 @@ vla-train model.backbone.pretrained=outputs/vlm/model dataset.root=...
 
 from __future__ import annotations
 
-import hydra
-from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 
-from vla.apps.common import user_errors
+from vla.apps.common import hydra_app
 from vla.vlm.config import PretrainConfig
 
 APP = "vla-pretrain"
-ConfigStore.instance().store(name="pretrain_schema", node=PretrainConfig)
 
 
-@hydra.main(version_base="1.3", config_path="pkg://configs", config_name="pretrain")
-@user_errors(APP)
+@hydra_app(APP, "pretrain", PretrainConfig)
 def main(cfg: DictConfig) -> None:
     from vla.vlm.train import pretrain, summary
 

@@ -19,11 +19,9 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-import hydra
-from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig
 
-from vla.apps.common import instantiate, user_errors
+from vla.apps.common import hydra_app, instantiate
 from vla.errors import VLAError
 
 APP = "vla-serve"
@@ -38,9 +36,6 @@ class ServeConfig:
     token: str | None = None
     max_message_mb: float = 32.0
     max_clients: int = 8
-
-
-ConfigStore.instance().store(name="serve_schema", node=ServeConfig)
 
 
 def _token(cfg: DictConfig) -> str | None:
@@ -92,8 +87,7 @@ def serve(cfg: DictConfig) -> None:
         raise VLAError(f"cannot listen on {cfg.host}:{cfg.port}: {e.strerror or e}") from None
 
 
-@hydra.main(version_base="1.3", config_path="pkg://configs", config_name="serve")
-@user_errors(APP)
+@hydra_app(APP, "serve", ServeConfig)
 def main(cfg: DictConfig) -> None:
     logging.getLogger("vla.serve").setLevel(logging.INFO)  # connects, disconnects, errors
     logging.getLogger("vla.serve.websockets").setLevel(logging.WARNING)

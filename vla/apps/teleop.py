@@ -9,43 +9,33 @@ simulation) through the real-time runner, optionally recording a LeRobotDataset.
 Runs at `runner.rate_hz` (30 by default, the recording rate; up to 100). Ctrl-C ends the session: the
 episode under way is dropped, finished ones are kept, the dataset is finalised, torque goes off.
 `<output_dir>/runner_metrics.json` has the runner's metrics and the buses' error and retry counts.
+The library is vla.session.live.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import asdict
 
-import hydra
-from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig
+from omegaconf import DictConfig
 
-from vla.apps.common import instantiate, user_errors
-from vla.apps.session import SessionConfig, run_session, summary_lines
+from vla.apps.common import hydra_app, instantiate
+from vla.session.config import TeleopConfig
+from vla.session.live import SessionResult, run_session, session_summary
 
 APP = "vla-teleop"
 
 
-@dataclass
-class TeleopConfig(SessionConfig):
-    teleop: Any = MISSING
-
-
-ConfigStore.instance().store(name="teleop_schema", node=TeleopConfig)
-
-
-def teleop(cfg: DictConfig) -> Any:
+def teleop(cfg: DictConfig) -> SessionResult:
     robot = instantiate(cfg.robot, "robot")
     device = instantiate(cfg.teleop, "teleop", robot=robot)  # checks it can drive this follower
     return run_session(cfg, robot, device, APP)
 
 
-@hydra.main(version_base="1.3", config_path="pkg://configs", config_name="teleop")
-@user_errors(APP)
+@hydra_app(APP, "teleop", TeleopConfig)
 def main(cfg: DictConfig) -> None:
     result = teleop(cfg)
-    print("\n".join(summary_lines(result)), flush=True)
+    print("\n".join(session_summary(result)), flush=True)
     print(json.dumps({"episodes": asdict(result)["episodes"]}) if result.episodes else "", end="")
 
 

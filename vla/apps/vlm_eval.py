@@ -11,20 +11,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import hydra
-from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 
-from vla.apps.common import prepare_output_dir, user_errors
+from vla.apps.common import hydra_app, prepare_output_dir
 from vla.errors import VLAError
 from vla.vlm.config import VLMEvalAppConfig
 
 APP = "vla-vlm-eval"
-ConfigStore.instance().store(name="vlm_eval_schema", node=VLMEvalAppConfig)
 
 
-@hydra.main(version_base="1.3", config_path="pkg://configs", config_name="vlm_eval")
-@user_errors(APP)
+@hydra_app(APP, "vlm_eval", VLMEvalAppConfig)
 def main(cfg: DictConfig) -> None:
     from omegaconf import open_dict
 

@@ -3,7 +3,7 @@ tick through the safety filter, and schedules inference by the configured strate
 on it (sync waits at most within its own tick).
 
     runner = Runner(robot, policy, RunnerConfig(strategy="rtc", rate_hz=50))
-    result = runner.run_episode(seed=0)         # an EpisodeResult, as vla.episode.run_episode's
+    result = runner.run_episode(seed=0)         # an EpisodeResult (vla.runner.result)
     runner.write_metrics("runner_metrics.json")
 
 A chunk computed from tick k's observation has its row 0 at tick k (see `vla.runner.plan`).
@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 
-from vla.episode import EpisodeResult, StepCallback
 from vla.features import ACTION, IS_SUCCESS, STATE
 from vla.policy import GuidedPolicy, Policy
 from vla.robot import EpisodicRobot, Robot, SafeStopRobot
@@ -39,6 +38,7 @@ from vla.runner.inference import (
 )
 from vla.runner.metrics import RunnerMetrics
 from vla.runner.plan import ActionPlan
+from vla.runner.result import EpisodeResult, StepCallback
 from vla.runner.safety import HOLD, SAFE_STOP, SafetyFilter, joint_limits
 
 StatusCallback = Callable[[dict[str, Any]], None]

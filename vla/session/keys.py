@@ -1,6 +1,6 @@
 """Keys pressed in the terminal, without Enter (cbreak mode while open; the terminal is restored on close).
 
-Used by keyboard teleoperation and by the session controls of vla-teleop / vla-deploy:
+Used by keyboard teleoperation (policies.teleop) and by the episode controls of the session driver:
     n  end the episode now and keep it      x  drop the episode under way and record it again
     Esc / q  end the session after this episode (kept)
 """
@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import select
 import sys
-from typing import Any, ClassVar
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 
 class TerminalKeys:
@@ -45,12 +46,20 @@ class TerminalKeys:
             self._saved = None
 
 
+@runtime_checkable
+class KeyReadingPolicy(Protocol):
+    """A policy that reads the terminal's keys itself (keyboard teleop): the session then leaves the keys
+    to it and offers no episode controls."""
+
+    keys: Callable[[], Iterable[str]]
+
+
 class EpisodeControls:
     """The session's keys: `poll()` each tick; `action` is "next", "rerecord", "stop" or None."""
 
     KEYS: ClassVar[dict[str, str]] = {"n": "next", "x": "rerecord", "q": "stop", "\x1b": "stop"}
 
-    def __init__(self, keys: Any = None) -> None:
+    def __init__(self, keys: Callable[[], Iterable[str]] | None = None) -> None:
         self.keys = keys  # a callable returning the keys pressed since its last call; None: no controls
         self.action: str | None = None
 
