@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from vla.errors import VLAError
+from vla.model.batch import image_tensor
 from vla.robot import IMAGE_PREFIX, STATE
 
 logger = logging.getLogger(__name__)
@@ -157,7 +158,7 @@ class VLAPolicy:
             if IMAGE_PREFIX + cam not in observation:  # model.missing_cameras=mask (checked at load)
                 continue
             frame = self._to_device(cam, np.asarray(observation[IMAGE_PREFIX + cam]))  # [H, W, 3] uint8
-            batch[IMAGE_PREFIX + cam] = frame.permute(2, 0, 1)[None].float() / 255.0  # [1, 3, H, W]
+            batch[IMAGE_PREFIX + cam] = image_tensor(frame)[None]  # [1, 3, H, W]
         return batch
 
     def _to_device(self, key: str, array: np.ndarray) -> torch.Tensor:
