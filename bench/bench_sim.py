@@ -3,7 +3,7 @@
 Each control step includes the physics substeps and two offscreen renders (front + wrist) on the CPU
 (MUJOCO_GL=egl, Mesa llvmpipe). Writes bench/results/sim_speed.json and prints a markdown table.
 
-    MUJOCO_GL=egl .venv/bin/python bench/bench_sim.py [--steps 300]
+    MUJOCO_GL=egl .venv/bin/python -m bench.bench_sim [--steps 300]
 """
 
 from __future__ import annotations
@@ -12,12 +12,8 @@ import argparse
 import json
 import os
 import platform
-import sys
 import time
 from pathlib import Path
-
-# Run as a script from anywhere: the repository root holds the packages.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("PYOPENGL_PLATFORM", "egl")

@@ -20,8 +20,8 @@ loop waits for). Each measurement is wrapped so one failure does not lose the ot
 what would not fit; the JSON is rewritten after every step (`--out`, default $OUT/model_gpu.json or
 bench/results/model_gpu.json).
 
-    python bench/gpu_model.py                       # the full run, ~4 min on an H200 (bf16)
-    python bench/gpu_model.py --device cpu --tiny   # smoke mode for tests: tiny config, a few runs
+    python -m bench.gpu_model                       # the full run, ~4 min on an H200 (bf16)
+    python -m bench.gpu_model --device cpu --tiny   # smoke mode for tests: tiny config, a few runs
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ import json
 import os
 import platform
 import statistics
-import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -40,8 +39,6 @@ from typing import Any
 
 import numpy as np
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable from a bare checkout
 
 from vla.model import VLAModel
 from vla.model.batch import ModelInputs
