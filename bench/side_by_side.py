@@ -16,6 +16,14 @@ batch size and gradient clip (LeRobot's presets for theirs); all share one learn
 budget (linear warm-up over the first 5%, cosine to 10% at the end). Deviations from LeRobot's defaults are
 listed in the JSON (`methods`) and in bench/README.md.
 
+What is vla-train's own here: ours prepares each batch with vla.train.data.training_batch (model keys,
+device, augmentation) and trains with its optimiser (vla.train.common.adamw); every method's step ends in
+vla.train.common.apply_gradients (clip, then step); the learning-rate shape is vla-train's lr_factor. What
+stays here, and why: the batches come from the frames in memory (contestants.Frames.batch, the same
+chunks and padding LeRobotDataset's delta_timestamps give) because decoding under the clock would time the
+decoder, and Diffusion needs an observation history vla-train does not build; and the loop is a wall-clock
+budget over three methods' losses, where vla-train's loop counts steps and writes checkpoints.
+
     python -m bench.side_by_side                      # touch + 5 Meta-World easy tasks, 300 s each
     python -m bench.side_by_side --tasks touch,reach-v3 --budget 60 --eval-episodes 10
 
