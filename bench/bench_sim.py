@@ -14,6 +14,7 @@ import os
 import platform
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
@@ -50,7 +51,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=300)
     args = parser.parse_args()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for size, cameras in ((96, ("front", "wrist")), (224, ("front", "wrist")), (96, ())):
         rate = measure(size, cameras, args.steps)
         rows.append({"image_size": size, "cameras": list(cameras), "steps_per_s": round(rate, 1)})

@@ -126,7 +126,7 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{platform.machine()} {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads",
         "batch_size": args.batch_size,
-        "image_size": list(spec.image_size),
+        "image_size": list(spec.image_size or ()),
         "cameras": spec.cameras,
         "params": params,
         "rows": rows,

@@ -187,7 +187,7 @@ class Ours(Method):
         self._vlm_batches = self._cotrain_stream(spec) if self.cotrain > 0 else None
         train_cfg = OmegaConf.load(ROOT / "configs/train.yaml")
         self.augment = AugmentConfig(**OmegaConf.to_container(train_cfg.augment))  # type: ignore[arg-type]
-        self.optim = OmegaConf.load(ROOT / "configs/optim/adamw.yaml")
+        self.optim: Any = OmegaConf.load(ROOT / "configs/optim/adamw.yaml")
         if recipe:
             self.optim.lr = recipe["lr"]
         self.grad_clip = float(self.optim.grad_clip)

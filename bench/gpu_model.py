@@ -27,6 +27,7 @@ bench/results/model_gpu.json).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -144,6 +145,7 @@ def kernel_profile(fn: Callable[[], Any], device: torch.device, top: int = 12) -
         sync(device)
     rows = []
     for e in prof.key_averages():
+        dev: Any
         if device.type == "cuda":
             dev = getattr(e, "self_device_time_total", None)
             if dev is None:
@@ -240,7 +242,7 @@ def bench_one(
         for name, graph in (("tick_to_action_eager", False), ("tick_to_action_graphed", True)):
             if graph and device.type != "cuda":
                 continue
-            attempt(name + suffix, lambda graph=graph: tick_to_action(model, graph), args.runs)
+            attempt(name + suffix, functools.partial(tick_to_action, model, graph), args.runs)
     return result
 
 
