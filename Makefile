@@ -92,8 +92,8 @@ test: lint
 	$(BIN)/pytest -q
 
 bench: install
-	$(BIN)/python bench/bench_sim.py
-	$(BIN)/python bench/bench_experts.py
+	$(BIN)/python -m bench.bench_sim
+	$(BIN)/python -m bench.bench_experts
 
 clean:
 	rm -rf outputs .pytest_cache .mypy_cache .ruff_cache

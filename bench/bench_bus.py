@@ -13,8 +13,8 @@ arm under injected faults.
 
 Writes bench/results/bus.json and prints markdown tables.
 
-    .venv/bin/python bench/bench_bus.py                     # ~3 minutes
-    .venv/bin/python bench/bench_bus.py --endurance-s 60
+    .venv/bin/python -m bench.bench_bus                     # ~3 minutes
+    .venv/bin/python -m bench.bench_bus --endurance-s 60
 """
 
 from __future__ import annotations
@@ -31,8 +31,6 @@ from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 

@@ -3,7 +3,7 @@
 Rendering is off (cameras=()): the expert reads privileged state, so images do not change the result.
 Writes bench/results/experts.json and prints a markdown table.
 
-    .venv/bin/python bench/bench_experts.py [--episodes 100]
+    .venv/bin/python -m bench.bench_experts [--episodes 100]
 """
 
 from __future__ import annotations
@@ -12,12 +12,8 @@ import argparse
 import json
 import os
 import platform
-import sys
 import time
 from pathlib import Path
-
-# Run as a script from anywhere: the repository root holds the packages.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 

@@ -5,7 +5,7 @@ cost no memory). Latency: `tiny`, batch 1, its 2 cameras, `num_steps` denoising 
 `--runs` calls after warm-up, with the prefix key/value cache reused by every step (the default) and
 without (the joint prefix + actions pass recomputed at every step). Writes bench/results/model_cpu.json.
 
-    python bench/bench_model.py [--runs 20] [--threads N]
+    python -m bench.bench_model [--runs 20] [--threads N]
 """
 
 from __future__ import annotations
@@ -15,14 +15,11 @@ import json
 import os
 import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vla.model import VLAModel
 from vla.model.config import load_config

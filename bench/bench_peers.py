@@ -29,9 +29,9 @@ calls alternate round by round so machine noise hits both; π0's two models (~13
 run in separate subprocesses, one after the other, each after a free-memory check. Median, p90 and min of
 the timed runs after warm-up. Writes bench/results/peers_latency.json (or --out) and prints a table.
 
-    python bench/bench_peers.py                                  # all pairs, all cores, CPU fp32
-    python bench/bench_peers.py --pairs tiny,smolvla --threads 1 # the CPU-cheap rows
-    python bench/bench_peers.py --device cuda --dtype bfloat16   # on a GPU
+    python -m bench.bench_peers                                  # all pairs, all cores, CPU fp32
+    python -m bench.bench_peers --pairs tiny,smolvla --threads 1 # the CPU-cheap rows
+    python -m bench.bench_peers --device cuda --dtype bfloat16   # on a GPU
 """
 
 from __future__ import annotations
@@ -54,8 +54,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "bench"))
-from peers_lerobot import (  # noqa: E402 (bench/ is not a package: found through the path above)
+from bench.peers_lerobot import (  # noqa: E402 (after the offline settings above)
     ACTION_DIM,
     STATE_DIM,
     TASK,
@@ -67,7 +66,7 @@ from peers_lerobot import (  # noqa: E402 (bench/ is not a package: found throug
     pi0_params_meta,
     theirs_call,
 )
-from peers_ours import (  # noqa: E402
+from bench.peers_ours import (  # noqa: E402
     EXIT_MISSING,
     build_bytes,
     build_ours,
@@ -210,7 +209,7 @@ def worker_main(args: argparse.Namespace) -> int:
     if missing:
         print(f"error: missing package(s) {', '.join(missing)}: install them in this environment")
         return EXIT_MISSING
-    sys.path.insert(0, str(ROOT))
+
     try:
         result = run_worker(pair, side, args)
     except BenchError as e:
@@ -234,7 +233,7 @@ def spawn(job: str, args: argparse.Namespace) -> dict[str, Any]:
     """One worker subprocess -> its JSON, or {"error": ...} (the worker's last stderr line)."""
     with tempfile.TemporaryDirectory(prefix="bench_peers_") as d:
         out = Path(d) / "result.json"
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", job, "--worker-out", str(out)]
+        cmd = [sys.executable, "-m", "bench.bench_peers", "--worker", job, "--worker-out", str(out)]
         cmd += ["--runs", str(args.runs), "--warmup", str(args.warmup), "--threads", str(args.threads)]
         cmd += ["--pi0-runs", str(args.pi0_runs), "--pi0-warmup", str(args.pi0_warmup)]
         cmd += ["--device", args.device, "--dtype", args.dtype] + (["--no-math"] if args.no_math else [])

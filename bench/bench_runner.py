@@ -10,9 +10,9 @@
 
 Writes bench/results/runner_timing.json and runner_compare.json and prints markdown tables.
 
-    MUJOCO_GL=egl .venv/bin/python bench/bench_runner.py --ticks 10000 --strategies async,rtc
-    MUJOCO_GL=egl .venv/bin/python bench/bench_runner.py --ticks 1500 --strategies sync --skip-compare
-    MUJOCO_GL=egl .venv/bin/python bench/bench_runner.py --skip-timing --checkpoint <dir> --episodes 20
+    MUJOCO_GL=egl .venv/bin/python -m bench.bench_runner --ticks 10000 --strategies async,rtc
+    MUJOCO_GL=egl .venv/bin/python -m bench.bench_runner --ticks 1500 --strategies sync --skip-compare
+    MUJOCO_GL=egl .venv/bin/python -m bench.bench_runner --skip-timing --checkpoint <dir> --episodes 20
 """
 
 from __future__ import annotations
@@ -21,14 +21,12 @@ import argparse
 import json
 import os
 import platform
-import sys
 import tempfile
 import time
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -3,7 +3,7 @@
 Each control step includes the physics substeps and two offscreen renders (front + wrist) on the CPU
 (MUJOCO_GL=egl, Mesa llvmpipe). Writes bench/results/sim_speed.json and prints a markdown table.
 
-    MUJOCO_GL=egl .venv/bin/python bench/bench_sim.py [--steps 300]
+    MUJOCO_GL=egl .venv/bin/python -m bench.bench_sim [--steps 300]
 """
 
 from __future__ import annotations
@@ -12,12 +12,9 @@ import argparse
 import json
 import os
 import platform
-import sys
 import time
 from pathlib import Path
-
-# Run as a script from anywhere: the repository root holds the packages.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from typing import Any
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
@@ -54,7 +51,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=300)
     args = parser.parse_args()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for size, cameras in ((96, ("front", "wrist")), (224, ("front", "wrist")), (96, ())):
         rate = measure(size, cameras, args.steps)
         rows.append({"image_size": size, "cameras": list(cameras), "steps_per_s": round(rate, 1)})

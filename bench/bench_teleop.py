@@ -9,8 +9,8 @@
 
 Writes bench/results/teleop.json (and deploy_vs_rollout.json) and prints markdown tables.
 
-    .venv/bin/python bench/bench_teleop.py --seconds 60
-    .venv/bin/python bench/bench_teleop.py --skip-teleop --checkpoint outputs/demo/train/checkpoints/last
+    .venv/bin/python -m bench.bench_teleop --seconds 60
+    .venv/bin/python -m bench.bench_teleop --skip-teleop --checkpoint outputs/demo/train/checkpoints/last
 """
 
 from __future__ import annotations
@@ -26,8 +26,6 @@ import tempfile
 from datetime import date
 from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hardware.calibration import MotorCalibration, save
 from hardware.specs import ARMS

@@ -1,6 +1,6 @@
 """Training throughput of the `tiny` VLA on this CPU, and data-loading throughput (video decoding included).
 
-    python bench/bench_train.py [--root DATASET] [--batch-size 16] [--steps 30]
+    python -m bench.bench_train [--root DATASET] [--batch-size 16] [--steps 30]
 
 Without --root it records 20 scripted `pick` episodes first. Goal (issue 4): loading is never the
 bottleneck — the loader delivers ≥ 3× the samples/s the training step consumes.
@@ -12,12 +12,10 @@ import argparse
 import json
 import os
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("MUJOCO_GL", "egl")
 
@@ -128,7 +126,7 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{platform.machine()} {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads",
         "batch_size": args.batch_size,
-        "image_size": list(spec.image_size),
+        "image_size": list(spec.image_size or ()),
         "cameras": spec.cameras,
         "params": params,
         "rows": rows,

@@ -73,6 +73,7 @@ class Frames:
         one step, or [B, obs_steps, ...] (t - obs_steps + 1 .. t, clamped at the episode start)."""
         import torch
 
+        from vla.model.batch import image_tensor
         from vla.robot import ACTION, STATE
 
         first = idx - (obs_steps - 1)
@@ -93,7 +94,7 @@ class Frames:
         out[STATE] = torch.from_numpy(self.state[obs])
         for k in self.cameras:
             pixels = torch.from_numpy(self.images[k][obs])  # [B, (T,) H, W, 3]
-            out[k] = pixels.movedim(-1, -3).float().div_(255.0)  # [B, (T,) 3, H, W]
+            out[k] = image_tensor(pixels)  # [B, (T,) 3, H, W]
         if obs_steps > 1:
             for k in (STATE, *self.cameras):
                 out[f"{k}_is_pad"] = torch.from_numpy(obs_pad)
@@ -162,12 +163,12 @@ class Ours(Method):
         super().__init__(frames, device)
         from omegaconf import OmegaConf
 
-        from vla.model.config import coerce_config
+        from vla.model.config import load_config
         from vla.model.vla import VLAModel
         from vla.train.augment import AugmentConfig
         from vla.train.data import inspect_dataset
 
-        cfg = coerce_config(OmegaConf.to_container(OmegaConf.load(ROOT / f"configs/model/{model}.yaml")))
+        cfg = load_config(model)  # configs/model/<model>.yaml with its defaults (the shared backbone block)
         # chunk_size=1: a chunk may be longer than an episode (short `touch` demos); it is padded
         spec = inspect_dataset(frames.repo_id, frames.root, chunk_size=1)
         cfg.cameras, cfg.image_size = list(spec.cameras), spec.model_image_size
@@ -186,7 +187,7 @@ class Ours(Method):
         self._vlm_batches = self._cotrain_stream(spec) if self.cotrain > 0 else None
         train_cfg = OmegaConf.load(ROOT / "configs/train.yaml")
         self.augment = AugmentConfig(**OmegaConf.to_container(train_cfg.augment))  # type: ignore[arg-type]
-        self.optim = OmegaConf.load(ROOT / "configs/optim/adamw.yaml")
+        self.optim: Any = OmegaConf.load(ROOT / "configs/optim/adamw.yaml")
         if recipe:
             self.optim.lr = recipe["lr"]
         self.grad_clip = float(self.optim.grad_clip)
@@ -223,24 +224,18 @@ class Ours(Method):
         return [p for p in self.model.parameters() if p.requires_grad]
 
     def loss(self, batch: dict[str, Any]) -> Any:
-        import torch
+        from vla.train.data import to_device, training_batch
 
-        from vla.train.augment import augment_images
-        from vla.train.trainer import _to_device
-
-        batch = augment_images(_to_device(batch, torch.device(self.device)), self.cameras, self.augment)
+        batch = training_batch(batch, self.cameras, self.device, self.augment)  # as vla-train's step
         if self._vlm_batches is None:
             return self.model(batch)["loss"]
-        vlm = _to_device(next(self._vlm_batches), torch.device(self.device))
+        vlm = to_device(next(self._vlm_batches), self.device)
         return self.model(batch, vlm_batch=vlm)["loss"]
 
     def optimizer(self) -> Any:
-        import torch
+        from vla.train.common import adamw
 
-        o = self.optim
-        return torch.optim.AdamW(
-            self.parameters(), lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay
-        )
+        return adamw(self.parameters(), self.optim)  # vla-train's optimiser (its schedule: lr_shape)
 
     def policy(self, robot: Any) -> Any:
         from policies.vla import VLAPolicy
@@ -272,6 +267,8 @@ class LeRobotMethod(Method):
         return self.config.get_optimizer_preset().build(params)
 
     def policy(self, robot: Any) -> Any:
+        from policies.lerobot import LeRobotPolicy
+
         return LeRobotPolicy(self.model.eval(), self.pre, self.post, self.frames.cameras)
 
 
@@ -340,32 +337,6 @@ class Diffusion(LeRobotMethod):
             },
             "optimizer": f"Adam (preset) lr {self.config.optimizer_lr}",
         }
-
-
-class LeRobotPolicy:
-    """A LeRobot policy behind our Policy protocol, called exactly as lerobot-eval calls it: one
-    `select_action` per control step (its own action queue and observation history inside)."""
-
-    def __init__(self, model: Any, pre: Any, post: Any, cameras: list[str]) -> None:
-        self.model, self.pre, self.post, self.cameras = model, pre, post, cameras
-        self.task = ""
-
-    def reset(self, task: str | None = None) -> None:
-        self.task = task or ""
-        self.model.reset()
-
-    def select_chunk(self, observation: dict[str, np.ndarray]) -> np.ndarray:
-        import torch
-
-        from vla.robot import STATE
-
-        obs: dict[str, Any] = {"task": self.task}
-        obs[STATE] = torch.from_numpy(np.asarray(observation[STATE], np.float32))
-        for k in self.cameras:
-            obs[k] = torch.from_numpy(np.ascontiguousarray(observation[k])).permute(2, 0, 1).float() / 255.0
-        with torch.inference_mode():
-            action = self.post(self.model.select_action(self.pre(obs)))
-        return action.reshape(1, -1).float().numpy()  # [1, A]
 
 
 class TimedPolicy:

@@ -25,8 +25,8 @@ robot units (after their postprocessor / our un-normalisation): a sanity check o
 bf16 noise expected at random weights, reported, not asserted. Goals marked in the table, for our fastest
 variant: >= 2x LeRobot, and π0 <= 20 ms per chunk.
 
-    HF_HUB_OFFLINE=1 python bench/gpu_import.py          # on an H100/H200, ~4-6 min (see per-family s)
-    python bench/gpu_import.py --device cpu --smoke      # tiny sizes, fp32, CPU, < 60 s: the code path
+    HF_HUB_OFFLINE=1 python -m bench.gpu_import          # on an H100/H200, ~4-6 min (see per-family s)
+    python -m bench.gpu_import --device cpu --smoke      # tiny sizes, fp32, CPU, < 60 s: the code path
 
 --smoke shrinks the models with the test suite's own fixtures (tests/importer/), re-randomised away from
 LeRobot's small init so that the max |Δ| check means something (in fp32 the import is exact). LeRobot's
@@ -58,10 +58,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # runnable from a bare checkout
-sys.path.insert(0, str(ROOT / "bench"))
 
-from lerobot_saved import (  # noqa: E402  (bench/ is not a package: found through the path above)
+from bench.lerobot_saved import (  # noqa: E402  (after the offline settings above)
     CAMERAS,
     CHUNK,
     FRAME,
@@ -71,8 +69,8 @@ from lerobot_saved import (  # noqa: E402  (bench/ is not a package: found throu
     build_theirs,
     their_dtype,
 )
-
 from vla.importer import import_policy  # noqa: E402
+from vla.io import write_text_atomic  # noqa: E402
 from vla.model.graphed import GraphedSampler, uncompile  # noqa: E402
 from vla.model.vla import VLAModel  # noqa: E402
 
@@ -224,9 +222,7 @@ def run_family(
 def write(report: dict[str, Any], out: Path) -> None:
     """Atomically (a temp file, then rename), after every family, so a timeout keeps what was measured."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(out.suffix + ".tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
-    os.replace(tmp, out)
+    write_text_atomic(out, json.dumps(report, indent=2) + "\n")
 
 
 def table(report: dict[str, Any]) -> str:

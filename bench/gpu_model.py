@@ -20,18 +20,18 @@ loop waits for). Each measurement is wrapped so one failure does not lose the ot
 what would not fit; the JSON is rewritten after every step (`--out`, default $OUT/model_gpu.json or
 bench/results/model_gpu.json).
 
-    python bench/gpu_model.py                       # the full run, ~4 min on an H200 (bf16)
-    python bench/gpu_model.py --device cpu --tiny   # smoke mode for tests: tiny config, a few runs
+    python -m bench.gpu_model                       # the full run, ~4 min on an H200 (bf16)
+    python -m bench.gpu_model --device cpu --tiny   # smoke mode for tests: tiny config, a few runs
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
 import statistics
-import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -40,8 +40,6 @@ from typing import Any
 
 import numpy as np
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable from a bare checkout
 
 from vla.model import VLAModel
 from vla.model.batch import ModelInputs
@@ -147,6 +145,7 @@ def kernel_profile(fn: Callable[[], Any], device: torch.device, top: int = 12) -
         sync(device)
     rows = []
     for e in prof.key_averages():
+        dev: Any
         if device.type == "cuda":
             dev = getattr(e, "self_device_time_total", None)
             if dev is None:
@@ -243,7 +242,7 @@ def bench_one(
         for name, graph in (("tick_to_action_eager", False), ("tick_to_action_graphed", True)):
             if graph and device.type != "cuda":
                 continue
-            attempt(name + suffix, lambda graph=graph: tick_to_action(model, graph), args.runs)
+            attempt(name + suffix, functools.partial(tick_to_action, model, graph), args.runs)
     return result
 
 

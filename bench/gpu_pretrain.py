@@ -10,8 +10,8 @@ VLM (random weights, built from config; no download), each a time-boxed `vla-pre
 Each run is a subprocess with a wall-clock budget; the JSON (default $OUT/gpu_pretrain.json or
 bench/results/gpu_pretrain.json) is rewritten after every run, so a timeout loses nothing measured.
 
-    python bench/gpu_pretrain.py                          # ~6 min on an H100/H200
-    python bench/gpu_pretrain.py --device cpu --smoke     # a few steps of each on the CPU (checks the script)
+    python -m bench.gpu_pretrain                          # ~6 min on an H100/H200
+    python -m bench.gpu_pretrain --device cpu --smoke     # a few steps of each on the CPU (checks the script)
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ For our VLA it also measures, at each episode's first observation, how far the c
 when only the colour word changes (same noise) against how far it moves when only the noise changes
 (same instruction); the cubes lie ~15-25 degrees of shoulder pan apart.
 
-    python bench/grounding.py                          # methods and seeds whose weights are kept
-    python bench/grounding.py --methods ours --episodes 50
+    python -m bench.grounding                          # methods and seeds whose weights are kept
+    python -m bench.grounding --methods ours --episodes 50
 
 Writes `--out` (JSON) and prints a markdown table.
 """
@@ -17,18 +17,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+from bench.contestants import METHODS, Frames, make_method
+from vla.io import write_json_atomic
 
-from contestants import METHODS, Frames, make_method  # noqa: E402 (bench/ is not a package)
+ROOT = Path(__file__).resolve().parents[1]
 
 TASK = "touch"
 EVAL_SEED = 100000  # the side-by-side's held-out seeds
@@ -122,8 +120,6 @@ def main() -> None:
         raise SystemExit("error: --episodes must be >= 1 and --probe-episodes >= 0")
     import torch
 
-    from vla.apps.rollout import write_json_atomic
-
     torch.set_num_threads(1)
     root = Path(args.root)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -133,7 +129,7 @@ def main() -> None:
     kept = {m: sorted((root / "weights").glob(f"{TASK}__{m}*.pt")) for m in methods}
     if not any(kept.values()):
         raise SystemExit(
-            f"error: no kept {TASK} weights under {root / 'weights'}; run bench/side_by_side.py first"
+            f"error: no kept {TASK} weights under {root / 'weights'}; run `python -m bench.side_by_side` first"
         )
     frames = Frames.load(root / "data" / TASK, f"local/{TASK}")
     results = []

@@ -1,5 +1,5 @@
 """LeRobot's side of bench/gpu_import.py: its SmolVLA, π0 and π0.5 built offline at their real default sizes
-(or, for --smoke, shrunk by the import tests' own fixtures), random weights, saved as LeRobot saves a policy
+(or, for --smoke, shrunk as the import tests build them: bench/lerobot_offline.py), random weights, saved as LeRobot saves a policy
 (`save_pretrained` + its pre/post-processor files), in LeRobot's own dtype handling."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from bench.lerobot_offline import IMAGE, shrunk, write_tokenizer_dir, write_vlm_dir
 from vla.model.config import load_config
 
 CAMERAS = ("top", "wrist", "side")
@@ -53,8 +54,6 @@ def _smolvla(root: Path, device: torch.device, smoke: bool) -> tuple[Any, Any, A
     from lerobot.policies.smolvla.modeling_smolvla import SmolVLAPolicy
     from lerobot.policies.smolvla.processor_smolvla import make_smolvla_pre_post_processors
 
-    from tests.importer.lerobot_smolvla import write_vlm_dir
-
     vlm_dir = root / "vlm"
     vlm_dir.mkdir()
     fields: dict[str, Any] = {"vlm_model_name": str(vlm_dir), "load_vlm_weights": False}
@@ -86,8 +85,6 @@ def _pi_module(family: str, tokenizer_dir: Path, smoke: bool) -> Iterator[tuple[
     tokenizer dir (the hub's PaliGemma tokenizer is not downloaded); --smoke: shrunk as the tests do."""
     from unittest import mock
 
-    from tests.importer.lerobot_pi0 import shrunk
-
     if family == "pi0":
         from lerobot.policies.pi0 import modeling_pi0 as modeling
         from lerobot.policies.pi0 import processor_pi0 as processor
@@ -116,8 +113,6 @@ def _pi(
 ) -> tuple[Any, Any, Any]:
     """LeRobot's PI0Policy / PI05Policy at its defaults (gemma_2b + gemma_300m, SigLIP, 224 px), built on the
     device in LeRobot's own dtype handling (`dtype="bfloat16"`)."""
-    from tests.importer.lerobot_pi0 import IMAGE, write_tokenizer_dir
-
     tokenizer_dir = root / "tokenizer"
     tokenizer_dir.mkdir()
     write_tokenizer_dir(tokenizer_dir)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from peers_lerobot import ACTION_DIM, STATE_DIM, TASK, BenchError
+from bench.peers_lerobot import ACTION_DIM, STATE_DIM, TASK, BenchError
 
 EXIT_MISSING, EXIT_MEMORY = 2, 3
 GIB = 1024**3

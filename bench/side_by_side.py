@@ -16,8 +16,16 @@ batch size and gradient clip (LeRobot's presets for theirs); all share one learn
 budget (linear warm-up over the first 5%, cosine to 10% at the end). Deviations from LeRobot's defaults are
 listed in the JSON (`methods`) and in bench/README.md.
 
-    python bench/side_by_side.py                      # touch + 5 Meta-World easy tasks, 300 s each
-    python bench/side_by_side.py --tasks touch,reach-v3 --budget 60 --eval-episodes 10
+What is vla-train's own here: ours prepares each batch with vla.train.data.training_batch (model keys,
+device, augmentation) and trains with its optimiser (vla.train.common.adamw); every method's step ends in
+vla.train.common.apply_gradients (clip, then step); the learning-rate shape is vla-train's lr_factor. What
+stays here, and why: the batches come from the frames in memory (contestants.Frames.batch, the same
+chunks and padding LeRobotDataset's delta_timestamps give) because decoding under the clock would time the
+decoder, and Diffusion needs an observation history vla-train does not build; and the loop is a wall-clock
+budget over three methods' losses, where vla-train's loop counts steps and writes checkpoints.
+
+    python -m bench.side_by_side                      # touch + 5 Meta-World easy tasks, 300 s each
+    python -m bench.side_by_side --tasks touch,reach-v3 --budget 60 --eval-episodes 10
 
 Writes `--out` (JSON, default bench/results/side_by_side.json) and prints a markdown table.
 A job (one task, one method) runs in its own process: `--job TASK METHOD` (used by the driver).
@@ -38,17 +46,16 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-
-from contestants import (  # noqa: E402 (bench/ is not a package: found through the path above)
+from bench.contestants import (
     METHODS,
     Frames,
     Method,
     TimedPolicy,
     make_method,
 )
+from vla.io import atomic_file, write_json_atomic
+
+ROOT = Path(__file__).resolve().parents[1]
 
 EVAL_SEED = 100000  # held out: recording uses seeds 0..demos-1
 WARMUP_FRACTION = 0.05
@@ -82,12 +89,13 @@ def env_name(task: str) -> str:
 
 
 def make_robot(task: str) -> Any:
-    """The env as vla-record and vla-rollout build it (configs/env/<name>.yaml)."""
+    """The robot as vla-record and vla-rollout build it (env=<name> is configs/robot/<file>.yaml)."""
     from omegaconf import OmegaConf
 
-    from vla.apps.common import instantiate
+    from vla.instantiate import instantiate
 
-    cfg = OmegaConf.load(ROOT / "configs" / "env" / f"{env_name(task)}.yaml")
+    robot_file = {"so101": "sim", "metaworld": "metaworld"}[env_name(task)]
+    cfg = OmegaConf.load(ROOT / "configs" / "robot" / f"{robot_file}.yaml")
     return instantiate(cfg, "env", task=task)
 
 
@@ -130,6 +138,8 @@ def train_for(method: Method, seconds: float, seed: int) -> dict[str, Any]:
     """Train until `seconds` of wall clock have passed (the step under way finishes)."""
     import torch
 
+    from vla.train.common import apply_gradients
+
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     optimizer = method.optimizer()
@@ -145,9 +155,7 @@ def train_for(method: Method, seconds: float, seed: int) -> dict[str, Any]:
         loss = method.loss(batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if method.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(params, method.grad_clip)
-        optimizer.step()
+        apply_gradients(optimizer, params, method.grad_clip)  # vla-train's step: clip, then step
         losses.append(float(loss.detach()))
         steps += 1
     took = time.perf_counter() - started
@@ -168,8 +176,8 @@ def evaluate(method: Method, task: str, episodes: int) -> dict[str, Any]:
     from its own seeded generator)."""
     import torch
 
-    from vla.apps.rollout import summarize
     from vla.runner import Runner, RunnerConfig
+    from vla.session.report import summarize
 
     torch.manual_seed(EVAL_SEED)
 
@@ -242,9 +250,8 @@ def run_job(task: str, name: str, args: argparse.Namespace) -> dict[str, Any]:
         print(f"[train] {stem}: {train['steps']} steps, loss {train['first_loss']:.3f} -> "
               f"{train['final_loss']:.3f}", flush=True)  # fmt: skip
         weights.parent.mkdir(parents=True, exist_ok=True)
-        tmp = weights.with_suffix(".tmp")
-        torch.save(method.model.state_dict(), tmp)
-        os.replace(tmp, weights)
+        with atomic_file(weights) as tmp:
+            torch.save(method.model.state_dict(), tmp)
     evaluation = evaluate(method, task, eval_episodes(task, args))
     previous = [*earlier.get("previous_evals", []), earlier["eval"]] if args.reeval else []
     return {
@@ -317,10 +324,10 @@ def run_all(args: argparse.Namespace, tasks: list[str], methods: list[str]) -> l
                 continue
             core = free.pop(0)
             log = open(root / "logs" / f"{stem}.log", "w")  # noqa: SIM115 (closed below)
-            cmd = [sys.executable, __file__, "--job", task, method, "--job-out", str(out)]
+            cmd = [sys.executable, "-m", "bench.side_by_side", "--job", task, method, "--job-out", str(out)]
             cmd += ["--seed", str(seed), *job_args(args)]
             proc = subprocess.Popen(
-                cmd, env=job_env(), stdout=log, stderr=subprocess.STDOUT,
+                cmd, cwd=ROOT, env=job_env(), stdout=log, stderr=subprocess.STDOUT,
                 preexec_fn=functools.partial(os.sched_setaffinity, 0, {core}),
             )  # fmt: skip
             print(f"[start] {stem} on core {core}", flush=True)
@@ -386,8 +393,6 @@ def table(results: list[dict[str, Any]], tasks: list[str], methods: list[str]) -
 
 
 def main() -> None:
-    from vla.apps.rollout import write_json_atomic
-
     p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     p.add_argument("--tasks", default="touch,easy:5", help="comma list; easy:K = K Meta-World easy tasks")
     p.add_argument("--methods", default=",".join(METHODS))

@@ -22,6 +22,7 @@ import torch
 
 from vla.errors import VLAError
 from vla.features import ACTION, IMAGE_PREFIX, STATE, TASK
+from vla.model.batch import image_tensor
 from vla.robot import Robot
 from vla.serve.spec import ObservationFeature, PolicySpec
 
@@ -173,7 +174,7 @@ class VLAPolicy:
             if IMAGE_PREFIX + cam not in observation:  # model.missing_cameras=mask (checked at load)
                 continue
             frame = self._to_device(cam, np.asarray(observation[IMAGE_PREFIX + cam]))  # [H, W, 3] uint8
-            batch[IMAGE_PREFIX + cam] = frame.permute(2, 0, 1)[None].float() / 255.0  # [1, 3, H, W]
+            batch[IMAGE_PREFIX + cam] = image_tensor(frame)[None]  # [1, 3, H, W]
         return batch
 
     def _to_device(self, key: str, array: np.ndarray) -> torch.Tensor:

@@ -4,25 +4,18 @@ through the real driver -> worker subprocess path, 1 thread, 1 warm-up, 2 timed 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests import bench_scripts
-
-
-def load_bench() -> Any:
-    return bench_scripts.load("bench_peers")
+from bench import bench_peers, peers_ours
 
 
 def test_tiny_pair_against_lerobot_smolvla(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("lerobot")
-    bench = load_bench()
     out = tmp_path / "peers.json"
     argv = ["--pairs", "tiny", "--threads", "1", "--warmup", "1", "--runs", "2", "--out", str(out)]
-    assert bench.main(argv) == 0
+    assert bench_peers.main(argv) == 0
 
     report = json.loads(out.read_text())
     assert report["device"] == "cpu" and report["dtype"] == "float32" and report["torch_threads"] == 1
@@ -64,30 +57,29 @@ def test_tiny_pair_against_lerobot_smolvla(tmp_path: Path, capsys: pytest.Captur
 
 
 def test_bad_pair_and_missing_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    bench = load_bench()
-    assert bench.main(["--pairs", "tiny,nope", "--out", str(tmp_path / "x.json")]) == 1
-    monkeypatch.setattr(bench, "REQUIRED", ("torch", "no_such_package_xyz"))
-    assert bench.main(["--pairs", "tiny", "--out", str(tmp_path / "x.json")]) == bench.EXIT_MISSING
+    assert bench_peers.main(["--pairs", "tiny,nope", "--out", str(tmp_path / "x.json")]) == 1
+    monkeypatch.setattr(bench_peers, "REQUIRED", ("torch", "no_such_package_xyz"))
+    assert (
+        bench_peers.main(["--pairs", "tiny", "--out", str(tmp_path / "x.json")]) == bench_peers.EXIT_MISSING
+    )
     assert not (tmp_path / "x.json").exists()
 
 
 def test_memory_check_fails_with_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
-    bench = load_bench()
-    shared = sys.modules["peers_ours"]  # where check_memory looks the free memory up
+    shared = peers_ours  # where check_memory looks the free memory up
     monkeypatch.setattr(shared, "meminfo_available", lambda: 4 * shared.GIB)
     with pytest.raises(shared.BenchError) as err:
-        bench.check_memory("LeRobot pi0", 18 * shared.GIB, torch.device("cpu"))
+        bench_peers.check_memory("LeRobot pi0", 18 * shared.GIB, torch.device("cpu"))
     assert err.value.code == shared.EXIT_MEMORY
     assert "needs ~18.0 GiB" in str(err.value) and "\n" not in str(err.value)
-    assert bench.check_memory("tiny", shared.GIB, torch.device("cpu"))["free_gib"] == 4.0
+    assert bench_peers.check_memory("tiny", shared.GIB, torch.device("cpu"))["free_gib"] == 4.0
 
 
 def test_a_failing_variant_is_dropped_not_fatal() -> None:
     import torch
 
-    bench = load_bench()
     calls_made: list[str] = []
 
     def good() -> torch.Tensor:
@@ -98,7 +90,7 @@ def test_a_failing_variant_is_dropped_not_fatal() -> None:
         raise RuntimeError("capture failed")
 
     errors: dict[str, str] = {}
-    times, outputs = bench.interleaved({"good": good, "bad": bad}, torch.device("cpu"), 3, 1, errors)
+    times, outputs = bench_peers.interleaved({"good": good, "bad": bad}, torch.device("cpu"), 3, 1, errors)
     assert list(times) == ["good"] and len(times["good"]) == 3 and len(calls_made) == 4
     assert errors == {"bad": "RuntimeError: capture failed"}
     assert tuple(outputs["good"].shape) == (1, 50, 6)

@@ -9,10 +9,8 @@ import math
 import numpy as np
 import pytest
 
-from tests import bench_scripts
-
-sbs = bench_scripts.load("side_by_side")
-grounding = bench_scripts.load("grounding")
+from bench import grounding
+from bench import side_by_side as sbs
 
 
 @pytest.fixture(scope="module")

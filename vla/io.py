@@ -16,14 +16,37 @@ from pathlib import Path
 from typing import Any
 
 
-def _tmp_name(path: Path) -> Path:
+def temporary_path(path: str | Path) -> Path:
+    """The hidden sibling a writer fills before renaming it over `path` (same directory: the rename is
+    atomic; hidden: never listed as a result)."""
+    path = Path(path)
     return path.with_name(f".{path.name}.tmp{os.getpid()}")
+
+
+def fsync_file(path: str | Path) -> None:
+    """Flush a written file's data to the disk (before a rename makes it visible)."""
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def fsync_tree(path: str | Path) -> None:
+    """fsync every file under directory `path` (a directory about to be renamed into place)."""
+    for child in Path(path).rglob("*"):
+        if child.is_file() and not child.is_symlink():
+            fsync_file(child)
+
+
+def move_into_place(tmp: str | Path, path: str | Path) -> None:
+    """For a writer that streams into a temporary file over many calls (a video): fsync `tmp`, then
+    rename it over `path`."""
+    fsync_file(tmp)
+    os.replace(tmp, path)
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:
     """Write `data` to `path` atomically (temp file in the same directory, fsync, rename over)."""
     path = Path(path)
-    tmp = _tmp_name(path)
+    tmp = temporary_path(path)
     try:
         with open(tmp, "wb") as f:
             f.write(data)
@@ -48,7 +71,7 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
     """A temporary path to write with any library (torch.save, safetensors, PIL...); renamed over `path`
     when the block ends without an exception, removed otherwise."""
     path = Path(path)
-    tmp = _tmp_name(path)
+    tmp = temporary_path(path)
     try:
         yield tmp
         os.replace(tmp, path)
@@ -57,21 +80,31 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
 
 
 @contextmanager
-def atomic_dir(path: str | Path, keep_old: Callable[[Path], None] | None = None) -> Iterator[Path]:
+def atomic_dir(
+    path: str | Path, keep_old: Callable[[Path], None] | None = None, durable: bool = False
+) -> Iterator[Path]:
     """A temporary directory to fill; when the block ends without an exception it replaces `path`
     (an existing `path` is moved aside first, then removed — or handed to `keep_old`). On an exception
-    the temporary directory is removed and `path` is untouched."""
+    the temporary directory is removed and `path` is untouched. `durable`: every file in it is fsynced
+    before the rename (a training checkpoint that a SIGKILL or power loss must not leave half-written).
+
+    The temporary is `.<name>.tmp-<pid>` beside `path` (what a killed writer leaves matches `.*tmp-*`,
+    the pattern vla.train.state cleans up on resume)."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
     try:
         yield tmp
+        if durable:
+            fsync_tree(tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    old = path.with_name(f".{path.name}.old{os.getpid()}")
+    old = path.with_name(f".{path.name}.old-{os.getpid()}")
+    if old.exists():
+        shutil.rmtree(old)
     if path.exists():
         path.rename(old)
     tmp.rename(path)
@@ -94,3 +127,14 @@ def prepare_output_dir(output_dir: Path) -> None:
             pass
     except OSError as e:
         raise VLAError(f"output_dir={output_dir}: cannot write there ({e.strerror or e})") from None
+
+
+def replace_symlink(link: str | Path, target: str) -> None:
+    """Point symlink `link` at `target` (relative to the link's directory) atomically: a new link under a
+    temporary name, renamed over the old one."""
+    link = Path(link)
+    tmp = link.with_name(f".{link.name}-{os.getpid()}")
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    os.symlink(target, tmp)
+    os.replace(tmp, link)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
@@ -21,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from vla.errors import VLAError
+from vla.io import move_into_place, temporary_path
 
 # In order of preference: h264 plays everywhere; mpeg4 part 2 is in every FFmpeg build.
 CODECS: tuple[str, ...] = ("libx264", "h264", "libopenh264", "mpeg4")
@@ -64,7 +64,7 @@ class VideoWriter:
         self.frames = 0
         self.size: tuple[int, int] | None = None  # (height, width) of the stored video
         # A hidden sibling, so the rename is atomic (same file system) and a partial file is never listed.
-        self._tmp = self.path.with_name(f".{self.path.name}.partial")
+        self._tmp = temporary_path(self.path)
         self._container: Any = None
         self._stream: Any = None
 
@@ -114,7 +114,7 @@ class VideoWriter:
             self._container.close()
             self._container = None
         target = Path(final_path) if final_path is not None else self.path
-        os.replace(self._tmp, target)
+        move_into_place(self._tmp, target)
         self.path = target
         return target
 

@@ -1,20 +1,20 @@
 """A tiny LeRobot SmolVLAPolicy built offline, saved as LeRobot saves a policy, for the import tests.
 
-The VLM comes from a local config dir (a SmolVLM config from our size fields, RoPE θ 1e5 like SmolVLM2's)
-with a word-level tokenizer that keeps "\\n" as a token and adds a BOS through its post-processor, so the
-prompt format and the tokenizer's own special tokens both show in the token ids. Weights are
+The VLM comes from a local config dir (bench.lerobot_offline.write_vlm_dir: a SmolVLM config from our size
+fields, RoPE θ 1e5 like SmolVLM2's, and a word-level tokenizer). Weights are
 re-randomised with a large gain: at LeRobot's initialisation (std 0.02) several real mistakes change the
 actions by ~1e-7 only.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from bench.lerobot_offline import WORDS, write_vlm_dir  # noqa: F401  (re-exported)
 
 STATE_DIM = 5
 ACTION_DIM = 4
@@ -22,61 +22,6 @@ CHUNK = 6
 FRAME = (24, 40)  # odd aspect ratio: the resize and its padding matter
 CAMERAS = ("top", "wrist")
 TASKS = ["pick up the red cube", "pick up the red cube and put it in the blue bowl"]  # the 2nd is truncated
-WORDS = ["pick", "up", "the", "red", "cube", "and", "put", "it", "in", "bowl", "push", "blue"]
-
-
-def write_vlm_dir(directory: Path, **sizes: Any) -> None:
-    """SmolVLM config + tokenizer, as a hub repo would hold them (nothing downloaded). `sizes`: BackboneConfig
-    fields that replace the tiny defaults."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors
-    from transformers import Idefics3ImageProcessor, Idefics3Processor, PreTrainedTokenizerFast
-
-    from vla.model.backbone import hf_config_from_fields
-    from vla.model.config import BackboneConfig
-
-    backbone = BackboneConfig(
-        hidden_size=64,
-        layers=4,
-        heads=4,
-        kv_heads=2,
-        intermediate_size=128,
-        vocab_size=64,
-        rope_theta=1e5,
-        vision_hidden_size=32,
-        vision_layers=1,
-        vision_heads=2,
-        vision_intermediate_size=64,
-        patch_size=8,
-        image_size=32,
-        pixel_shuffle=2,
-    )
-    backbone = dataclasses.replace(backbone, **sizes)
-    hf_config_from_fields(backbone).save_pretrained(directory)
-    specials = ["<pad>", "<unk>", "<bos>", "<end_of_utterance>", "<image>", "<fake_token_around_image>"]
-    vocab = {token: i for i, token in enumerate([*specials, "<global-img>", "\n", *WORDS])}
-    words = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    words.pre_tokenizer = pre_tokenizers.Sequence(  # type: ignore[assignment]
-        [pre_tokenizers.Split(" ", behavior="removed"), pre_tokenizers.Split("\n", behavior="isolated")]
-    )
-    words.post_processor = processors.TemplateProcessing(  # type: ignore[assignment]
-        single="<bos> $A", special_tokens=[("<bos>", vocab["<bos>"])]
-    )
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=words,
-        pad_token="<pad>",
-        unk_token="<unk>",
-        bos_token="<bos>",
-        eos_token="<end_of_utterance>",
-        extra_special_tokens={
-            "fake_image_token": "<fake_token_around_image>",
-            "global_image_token": "<global-img>",
-            "image_token": "<image>",
-            "end_of_utterance_token": "<end_of_utterance>",
-        },
-    )
-    Idefics3Processor(image_processor=Idefics3ImageProcessor(), tokenizer=tokenizer).save_pretrained(
-        directory
-    )
 
 
 def smolvla_config(vlm_dir: Path, **overrides: Any) -> Any:

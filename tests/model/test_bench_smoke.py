@@ -8,13 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from tests import bench_scripts
-
 
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:.*Profiler clears events")
 def test_gpu_bench_smoke_mode_runs_on_cpu(tmp_path: Path) -> None:
-    module = bench_scripts.load("gpu_model")
+    from bench import gpu_model as module
+
     out = tmp_path / "model_gpu.json"
     assert (
         module.main(["--device", "cpu", "--tiny", "--runs", "2", "--cameras", "1,2", "--out", str(out)]) == 0
@@ -33,7 +32,8 @@ def test_gpu_bench_smoke_mode_runs_on_cpu(tmp_path: Path) -> None:
 def test_gpu_import_bench_smoke_mode_runs_on_cpu(tmp_path: Path) -> None:
     """bench/gpu_import.py at tiny sizes: LeRobot's policies built, saved, imported, timed side by side; in
     fp32 our chunk is theirs (the import is exact), so the script's max |Δ| is a working check."""
-    module = bench_scripts.load("gpu_import")
+    from bench import gpu_import as module
+
     out = tmp_path / "gpu_import.json"
     argv = ["--device", "cpu", "--smoke", "--families", "smolvla,pi0", "--runs", "2", "--out", str(out)]
     assert module.main(argv) == 0

@@ -284,3 +284,19 @@ def test_expert_state_token_with_several_flow_draws_per_observation() -> None:
     drawn.backward()
     assert two.state_proj is not None and two.state_proj.proj.weight.grad is not None
     assert float(two.state_proj.proj.weight.grad.abs().sum()) > 0
+
+
+def test_one_observation_to_tensor_conversion() -> None:
+    """uint8 HWC frames (numpy or tensor, with leading dims) -> float CHW in [0, 1]; state -> float32."""
+    import numpy as np
+
+    from vla.model.batch import image_tensor, state_tensor
+
+    frames = np.arange(2 * 4 * 5 * 3, dtype=np.int64).reshape(2, 4, 5, 3).astype(np.uint8)
+    out = image_tensor(frames)
+    assert out.dtype == torch.float32 and tuple(out.shape) == (2, 3, 4, 5)
+    assert torch.equal(out[1, 2, 3, 4], torch.tensor(float(frames[1, 3, 4, 2]) / 255.0))
+    assert torch.equal(image_tensor(torch.from_numpy(frames[0])), out[0])
+    assert float(image_tensor(np.full((1, 1, 3), 255, np.uint8)).max()) == 1.0
+    state = state_tensor([1, 2.5])
+    assert state.dtype == torch.float32 and state.tolist() == [1.0, 2.5]

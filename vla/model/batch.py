@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from vla.errors import VLAError
@@ -28,6 +29,19 @@ STATE = "observation.state"
 ACTION = "action"
 ACTION_IS_PAD = "action_is_pad"
 TASK = "task"
+
+
+def image_tensor(pixels: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """Camera frames as a Robot gives them, uint8 [..., H, W, 3], -> the model's float [..., 3, H, W] in
+    [0, 1]. A tensor keeps its device (a frame copied to the GPU as uint8 is converted there)."""
+    if isinstance(pixels, np.ndarray):
+        pixels = torch.from_numpy(np.ascontiguousarray(pixels))
+    return pixels.movedim(-1, -3).float() / 255.0
+
+
+def state_tensor(state: np.ndarray | Any) -> torch.Tensor:
+    """A Robot's `observation.state` (array or list of numbers) -> float32 tensor [..., S] on the host."""
+    return torch.from_numpy(np.asarray(state, dtype=np.float32))
 
 
 class BatchError(VLAError, ValueError):

@@ -13,15 +13,13 @@ Loading never unpickles: safetensors for tensors, json for the rest.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors.torch import load_file, save_file
 
+from vla.io import atomic_dir
 from vla.model.config import ModelConfigError, VLAConfig
 from vla.model.fast import FASTTokenizer
 from vla.model.normalize import stats_from_flat, stats_to_flat
@@ -42,8 +40,7 @@ FAST_DIR = "fast"
 def save(model: VLAModel, target: Path) -> Path:
     target = target.absolute()
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
-    try:
+    with atomic_dir(target) as tmp:  # an existing checkpoint there is replaced whole
         weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
         save_file(weights, str(tmp / WEIGHTS), metadata={"format": FORMAT})
         _write_json(tmp / CONFIG, {"format": FORMAT, "version": VERSION, "config": model.config.to_dict()})
@@ -53,10 +50,6 @@ def save(model: VLAModel, target: Path) -> Path:
         model.text_tokenizer.save(tmp)
         if model.fast is not None:
             model.fast.tokenizer.save(tmp / FAST_DIR)
-        _replace_dir(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return target
 
 
@@ -112,15 +105,3 @@ def _check_state(model: torch.nn.Module, state: dict[str, torch.Tensor], source:
 
 def _write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
-
-
-def _replace_dir(tmp: Path, target: Path) -> None:
-    """Rename tmp onto target; an existing target is moved aside first and removed after."""
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        shutil.rmtree(old, ignore_errors=True)
-        target.rename(old)
-    tmp.rename(target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from vla.errors import VLAError
@@ -333,11 +334,33 @@ def expert_intermediate_size(width: int) -> int:
     return 256 * ((hidden + 255) // 256)
 
 
+def _defaults_then_self(path: Path, load: Any, merge: Any) -> Any:
+    """A model YAML composed as hydra composes it: the configs its `defaults` list names (in the same
+    directory; `_self_` marks where its own keys go, last when absent) merged in order."""
+    node = load(path)
+    defaults = node.pop("defaults", None) or []
+    parts = []
+    for entry in [*defaults, *([] if "_self_" in defaults else ["_self_"])]:
+        parts.append(
+            node if entry == "_self_" else _defaults_then_self(path.parent / f"{entry}.yaml", load, merge)
+        )
+    return merge(*parts)
+
+
+def _merge_dicts(*parts: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for part in parts:
+        for key, value in part.items():
+            if isinstance(value, dict) and isinstance(out.get(key), dict):
+                out[key] = _merge_dicts(out[key], value)
+            else:
+                out[key] = value
+    return out
+
+
 def load_config(name_or_path: str, overrides: list[str] | None = None) -> VLAConfig:
     """A model config by name (`tiny`, `smolvla`, `pi0`, `fast` from configs/model/) or YAML path, with
     optional dotlist overrides (`["backbone.num_layers=8"]`). Checked against the dataclass schema."""
-    from pathlib import Path
-
     path = Path(name_or_path)
     if path.suffix not in (".yaml", ".yml"):
         path = Path(__file__).resolve().parents[2] / "configs" / "model" / f"{name_or_path}.yaml"
@@ -351,9 +374,12 @@ def load_config(name_or_path: str, overrides: list[str] | None = None) -> VLACon
 
         if overrides:
             raise ModelConfigError("model config overrides need omegaconf") from None
-        return VLAConfig.from_dict(yaml.safe_load(path.read_text()))
+        return VLAConfig.from_dict(
+            _defaults_then_self(path, lambda p: yaml.safe_load(p.read_text()), _merge_dicts)
+        )
     try:
-        merged = OmegaConf.merge(OmegaConf.structured(VLAConfig), OmegaConf.load(path))
+        own = _defaults_then_self(path, OmegaConf.load, OmegaConf.merge)
+        merged = OmegaConf.merge(OmegaConf.structured(VLAConfig), own)
         if overrides:
             merged = OmegaConf.merge(merged, OmegaConf.from_dotlist(overrides))
     except OmegaConfBaseException as e:

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from tokenizers import Tokenizer, models, trainers
+
+from vla.io import write_text_atomic
 
 _SYMBOL_BASE = 0xE000  # Unicode private-use area: no normaliser or pre-tokenizer touches these
 _SYMBOL_COUNT = 0xF8FF - 0xE000 + 1
@@ -195,8 +195,8 @@ class FASTTokenizer:
             "min_value": self.min_value,
             "max_value": self.max_value,
         }
-        _write_atomic(path / _TOKENIZER_FILE, self._tokenizer.to_str())
-        _write_atomic(path / _CONFIG_FILE, json.dumps(config, indent=2) + "\n")
+        write_text_atomic(path / _TOKENIZER_FILE, self._tokenizer.to_str())
+        write_text_atomic(path / _CONFIG_FILE, json.dumps(config, indent=2) + "\n")
 
     @classmethod
     def load(cls, directory: str | Path) -> FASTTokenizer:
@@ -219,14 +219,3 @@ class FASTTokenizer:
 def _to_string(values: np.ndarray, min_value: int) -> str:
     """[H*A] integers (already within the alphabet) -> one symbol per integer."""
     return "".join(map(chr, (values - min_value + _SYMBOL_BASE).tolist()))
-
-
-def _write_atomic(target: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -113,14 +113,27 @@ class MetricsLogger:
                 self.wandb.finish()
 
 
+def adamw(params: list[torch.nn.Parameter], o: DictConfig) -> torch.optim.AdamW:
+    """AdamW at `optim.*` (lr, betas, eps, weight decay)."""
+    return torch.optim.AdamW(params, lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay)
+
+
 def make_optimizer(
     params: list[torch.nn.Parameter], o: DictConfig, total_steps: int
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
     """AdamW with linear warm-up and cosine decay (`optim.*`), as every trainer here uses it."""
-    optimizer = torch.optim.AdamW(
-        params, lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay
-    )
+    optimizer = adamw(params, o)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_factor(s, o.warmup_steps, total_steps, o.min_lr_ratio)
     )
     return optimizer, scheduler
+
+
+def apply_gradients(
+    optimizer: torch.optim.Optimizer, params: list[torch.nn.Parameter], grad_clip: float
+) -> torch.Tensor | None:
+    """The end of a training step, after the backward pass(es): clip the gradients' global norm to
+    `grad_clip` (when > 0) and step the optimiser. -> the norm before clipping (None: not clipped)."""
+    grad_norm = torch.nn.utils.clip_grad_norm_(params, grad_clip) if grad_clip > 0 else None
+    optimizer.step()
+    return grad_norm

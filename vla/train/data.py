@@ -123,6 +123,23 @@ def model_batch(raw: dict[str, Any], cameras: list[str]) -> dict[str, Any]:
     return {k: raw[k] for k in keep if k in raw}
 
 
+def to_device(batch: dict[str, Any], device: Any) -> dict[str, Any]:
+    """The batch's tensors on `device` (asynchronously from pinned memory); other values as they are."""
+    import torch
+
+    return {
+        k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()
+    }
+
+
+def training_batch(raw: dict[str, Any], cameras: list[str], device: Any, augment: Any) -> dict[str, Any]:
+    """A collated batch (LeRobot's features; action chunks with `action_is_pad`) -> what one training step
+    feeds the model: its keys only, on the device, images augmented (`augment`: an AugmentConfig)."""
+    from vla.train.augment import augment_images
+
+    return augment_images(to_device(model_batch(raw, cameras), device), cameras, augment)
+
+
 def sample_action_chunks(
     dataset: Any, spec: DatasetSpec, chunk_size: int, count: int, seed: int
 ) -> np.ndarray:

@@ -15,7 +15,6 @@ after the rename. Nothing is ever unpickled: tensors go to safetensors, everythi
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
 from pathlib import Path
@@ -26,6 +25,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from vla.errors import VLAError
+from vla.io import atomic_dir, replace_symlink
 
 FORMAT = "vla-train-state"
 VERSION = 1
@@ -125,9 +125,9 @@ def save_checkpoint(
     """Write checkpoint `step` atomically and point `last` at it; returns its directory."""
     checkpoints.mkdir(parents=True, exist_ok=True)
     final = checkpoints / step_dir_name(step)
-    tmp = checkpoints / f".tmp-{step_dir_name(step)}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    # durable: every file fsynced before the rename, so a step directory is whole even after a crash;
+    # re-saving a step (e.g. after a resume at the same step) replaces it whole
+    with atomic_dir(final, durable=True) as tmp:
         model.save_pretrained(tmp)
         optim_tensors, optim_meta = _optimizer_to_files(optimizer)
         save_file(optim_tensors, str(tmp / OPTIM_FILE))
@@ -147,31 +147,8 @@ def save_checkpoint(
             "train_config": train_config,
         }
         (tmp / STATE_FILE).write_text(json.dumps(state, default=str))
-        _fsync_dir(tmp)
-        if final.exists():  # re-saving a step (e.g. after a resume at the same step): replace whole
-            shutil.rmtree(final)
-        tmp.rename(final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    _point_last(checkpoints, final.name)
+    replace_symlink(checkpoints / "last", final.name)
     return final
-
-
-def _fsync_dir(path: Path) -> None:
-    for child in path.rglob("*"):
-        if child.is_file():
-            with open(child, "rb") as f:
-                os.fsync(f.fileno())
-
-
-def _point_last(checkpoints: Path, name: str) -> None:
-    link = checkpoints / "last"
-    tmp_link = checkpoints / f".last-{os.getpid()}"
-    if tmp_link.is_symlink() or tmp_link.exists():
-        tmp_link.unlink()
-    os.symlink(name, tmp_link)
-    os.replace(tmp_link, link)
 
 
 def load_train_state(
@@ -198,7 +175,7 @@ def load_ema(path: Path) -> dict[str, torch.Tensor] | None:
 def clean_temporaries(checkpoints: Path) -> None:
     """Remove what a killed run left half-written (never a complete step directory)."""
     if checkpoints.is_dir():
-        for p in checkpoints.glob(".*tmp-*"):
+        for p in [*checkpoints.glob(".*tmp-*"), *checkpoints.glob(".*.old-*")]:
             shutil.rmtree(p, ignore_errors=True)
         for p in checkpoints.glob(".last-*"):
             p.unlink(missing_ok=True)

@@ -20,11 +20,13 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from vla.errors import VLAError
+from vla.io import write_json_atomic, write_text_atomic
 from vla.stop import GracefulStop
 from vla.train import distributed, state
-from vla.train.augment import AugmentConfig, augment_images
+from vla.train.augment import AugmentConfig
 from vla.train.common import (
     MetricsLogger,
+    apply_gradients,
     config_differences,
     hydra_output_dir,
     make_optimizer,
@@ -34,9 +36,10 @@ from vla.train.data import (
     DatasetSpec,
     fresh_video_decoders,
     inspect_dataset,
-    model_batch,
     open_dataset,
     sample_action_chunks,
+    to_device,
+    training_batch,
 )
 from vla.train.init import init_chunk_size, model_from_checkpoint
 from vla.train.sampler import ResumableShuffleSampler
@@ -50,12 +53,6 @@ class TrainResult:
     final_loss: float
     samples_per_s: float
     interrupted: bool
-
-
-def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    return {
-        k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()
-    }
 
 
 def _model_config(cfg: DictConfig, spec: DatasetSpec) -> Any:
@@ -185,7 +182,7 @@ def train(cfg: DictConfig) -> TrainResult:
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
         state.clean_temporaries(ckpt_root)
-        (out / "train_config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        write_text_atomic(out / "train_config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     net = distributed.wrap(model, info, t.strategy)
     sampler = ResumableShuffleSampler(len(dataset), t.seed, info.rank, info.world_size)
     loader_kwargs: dict[str, Any] = {
@@ -249,12 +246,11 @@ def train(cfg: DictConfig) -> TrainResult:
                 total = 0.0
                 parts: dict[str, float] = {}
                 for micro in range(t.grad_accum):
-                    batch = _to_device(model_batch(next(stream), spec.cameras), info.device)
-                    batch = augment_images(batch, spec.cameras, aug)
+                    batch = training_batch(next(stream), spec.cameras, info.device, aug)
                     extra: dict[str, Any] = {}
                     if cotrain is not None:  # image-text batches are not augmented: colours are the answer
                         extra = {
-                            "vlm_batch": _to_device(next(cotrain), info.device),
+                            "vlm_batch": to_device(next(cotrain), info.device),
                             "vlm_weight": c.weight,
                             "max_answer_tokens": c.max_answer_tokens,
                         }
@@ -269,8 +265,7 @@ def train(cfg: DictConfig) -> TrainResult:
                     for key in ("action_loss", "lm_loss", "lm_token_accuracy"):
                         if key in result:
                             parts[key] = parts.get(key, 0.0) + float(result[key]) / t.grad_accum
-                grad_norm = torch.nn.utils.clip_grad_norm_(params, o.grad_clip) if o.grad_clip > 0 else None
-                optimizer.step()
+                grad_norm = apply_gradients(optimizer, params, o.grad_clip)
                 scheduler.step()
                 step += 1
                 progress["step"] = step
@@ -309,8 +304,10 @@ def train(cfg: DictConfig) -> TrainResult:
         bar.close()
         logger.close()
     if t.rank_checksums:
-        (out / f"rank{info.rank}_checksum.json").write_text(
-            json.dumps({"rank": info.rank, "step": step, "checksum": distributed.params_checksum(model)})
+        write_json_atomic(
+            out / f"rank{info.rank}_checksum.json",
+            {"rank": info.rank, "step": step, "checksum": distributed.params_checksum(model)},
+            indent=None,
         )
     distributed.teardown(info)
     return TrainResult(out, last_ckpt, step, loss_value, rate, interrupted)

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from vla.io import atomic_dir
 from vla.model.attention import AttentionProbe, TokenLayout
 from vla.model.backbone import Backbone, build_hf_model
 from vla.model.batch import ModelInputs
@@ -200,11 +199,10 @@ class VisionLanguageModel(nn.Module):
         """Write a transformers directory (config.json, model.safetensors, tokenizer) atomically."""
         target = Path(directory).absolute()
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # no "Writing model shards" bar inside our own progress bar
-        try:
+        with atomic_dir(target) as tmp:  # an existing model there is replaced whole
             self.hf_model.save_pretrained(tmp, safe_serialization=True)
             self.hf_tokenizer.save_pretrained(tmp)
             if self.patch_head is not None:
@@ -218,17 +216,6 @@ class VisionLanguageModel(nn.Module):
             )
             meta = {"format": "vla-vlm", "version": 1, "config": config}
             (tmp / VLM_CONFIG).write_text(json.dumps(meta, indent=2) + "\n")
-            if target.exists():
-                old = target.with_name(f".{target.name}.old-{tempfile.gettempprefix()}")
-                shutil.rmtree(old, ignore_errors=True)
-                target.rename(old)
-                tmp.rename(target)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                tmp.rename(target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return target
 
     @classmethod

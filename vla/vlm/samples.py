@@ -77,6 +77,7 @@ def collate(items: Sequence[list[VLMSample]], image_size: int) -> dict[str, Any]
     with padding to S; samples that share their images — the questions of one scene — share one entry),
     image_index [B] (sample -> entry), prompts, answers, kinds and targets as lists of length B."""
     from vla.model.backbone import resize_with_pad
+    from vla.model.batch import image_tensor
 
     samples = [s for item in items for s in item]
     counts = {len(s.images) for s in samples}
@@ -94,13 +95,7 @@ def collate(items: Sequence[list[VLMSample]], image_size: int) -> dict[str, Any]
             if with_labels:
                 assert s.labels is not None
                 labels.append(torch.stack([_resize_labels(lab, image_size) for lab in s.labels]))
-            per = [
-                resize_with_pad(
-                    torch.from_numpy(np.ascontiguousarray(im)).permute(2, 0, 1)[None].float() / 255.0,
-                    image_size,
-                )[0]
-                for im in s.images
-            ]
+            per = [resize_with_pad(image_tensor(im)[None], image_size)[0] for im in s.images]
             pixels.append(torch.stack(per))  # [N, 3, S, S]
         index.append(seen[key])
     return {

@@ -23,10 +23,12 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from vla.errors import VLAError
+from vla.io import write_text_atomic
 from vla.stop import GracefulStop
 from vla.train import state
 from vla.train.common import (
     MetricsLogger,
+    apply_gradients,
     config_differences,
     hydra_output_dir,
     make_optimizer,
@@ -157,7 +159,7 @@ def pretrain(cfg: DictConfig) -> PretrainResult:
         seed_everything(t.seed + progress["step"])
     out.mkdir(parents=True, exist_ok=True)
     state.clean_temporaries(ckpt_root)
-    (out / "pretrain_config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    write_text_atomic(out / "pretrain_config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
 
     items_per_step = max(1, t.batch_size // train.samples_per_item)
     sampler = ResumableShuffleSampler(len(train), t.seed)
@@ -210,9 +212,7 @@ def pretrain(cfg: DictConfig) -> PretrainResult:
                 with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
                     result = model(batch)
                 result["loss"].backward()
-                if cfg.optim.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-                optimizer.step()
+                apply_gradients(optimizer, list(model.parameters()), cfg.optim.grad_clip)
                 scheduler.step()
                 step += 1
                 samples = len(batch["prompt"])
@@ -268,9 +268,7 @@ def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
 
 
 def write_eval(path: Path, metrics: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(metrics, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(metrics, indent=2) + "\n")
 
 
 def summary(result: PretrainResult) -> str:
