@@ -161,7 +161,14 @@ def test_scripted_and_vla_policies_record_runner_metrics(tmp_path: Path) -> None
     from tests.model.helpers import small_config, toy_stats
     from vla.model.vla import VLAModel
 
-    base = ["env.task=touch", "env.image_size=32", "episodes=1", "progress=false", "max_steps=12"]
+    base = [
+        "env.task=touch",
+        "env.image_size=32",
+        "dataset.video=false",
+        "episodes=1",
+        "progress=false",
+        "max_steps=12",
+    ]
     with initialize_config_module(config_module="configs", version_base="1.3"):
         scripted = compose("record", overrides=[*base, "policy=scripted", f"dataset.root={tmp_path / 'a'}"])
     model_cfg = small_config("cameras=[front,wrist]", "image_size=[32,32]")
