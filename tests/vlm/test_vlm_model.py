@@ -142,6 +142,38 @@ def test_save_load_and_the_vla_loads_it_as_its_backbone(vlm: VisionLanguageModel
         )
 
 
+def test_convolutional_patch_stem_saves_loads_and_the_vla_rebuilds_it(tmp_path: Path) -> None:
+    from vla.model.backbone import ConvPatchStem
+    from vla.model.vla import VLAModel
+
+    cfg = tiny()
+    cfg.backbone.patch_stem = 8
+    torch.manual_seed(0)
+    vlm = VisionLanguageModel(cfg, build_tokenizer(TEXTS, 16))
+    stem = vlm.backbone.vision.embeddings.patch_embedding
+    assert isinstance(stem, ConvPatchStem)
+    assert len([m for m in stem.convs if isinstance(m, torch.nn.Conv2d)]) == 3  # log2(8) stride-2 convs
+    batch = _batch()
+    assert vlm.backbone.vision_features(batch["images"][:, 0]).shape == (3, 16, 32)  # 4x4 patches, width 32
+    out = vlm.save_pretrained(tmp_path / "vlm")
+    again = VisionLanguageModel.from_pretrained(out)  # the stem's weights come back, not a fresh init
+    torch.testing.assert_close(again(batch)["loss"], vlm(batch)["loss"])
+    stats = {k: {"mean": np.zeros(6), "std": np.ones(6)} for k in ("observation.state", "action")}
+    vla = VLAModel(
+        load_config("tiny", [f"backbone.pretrained={out}", "cameras=[front,wrist]", "image_size=[32,32]"]),
+        stats=stats,
+    )
+    for a, b in zip(vla.backbone.state_dict().values(), vlm.backbone.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b)
+    saved = VLAModel.from_pretrained(vla.save_pretrained(tmp_path / "vla"))  # rebuilt from its HF config
+    assert isinstance(saved.backbone.vision.embeddings.patch_embedding, ConvPatchStem)
+    for a, b in zip(saved.state_dict().values(), vla.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b)
+    cfg.backbone.patch_stem, cfg.backbone.patch_size = 8, 6
+    with pytest.raises(ModelConfigError, match="power-of-two patch_size"):
+        VisionLanguageModel(cfg, build_tokenizer(TEXTS, 16))
+
+
 def test_patch_targets_are_each_patchs_share_of_each_object() -> None:
     """Cell t is patch (t // g, t % g) of the vision tower's row-major grid, which its patch embedding
     produces: moving a bright square moves the feature change to that patch."""

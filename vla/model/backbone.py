@@ -15,6 +15,7 @@ The HF wrapper object is discarded after plucking, so the state dict has our own
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -51,6 +52,8 @@ def hf_config_from_fields(cfg: BackboneConfig) -> Any:
         "patch_size": cfg.patch_size,
         "image_size": cfg.image_size,
     }
+    if cfg.patch_stem:
+        vision[PATCH_STEM_KEY] = cfg.patch_stem
     if cfg.family == "smolvlm":
         text |= {"model_type": "llama", "rms_norm_eps": 1e-5, "tie_word_embeddings": False}
         return classes.SmolVLMConfig(
@@ -95,7 +98,9 @@ def build_hf_model(cfg: BackboneConfig, hf_config: dict[str, Any] | None = None)
     if cfg.num_layers is not None and config.text_config.num_hidden_layers > cfg.num_layers:
         config.text_config.num_hidden_layers = cfg.num_layers  # never allocate the dropped layers
     config._attn_implementation = "sdpa"
-    return _model_class(config.model_type)(config)
+    model = _model_class(config.model_type)(config)
+    install_patch_stem(model)
+    return model
 
 
 def _model_class(model_type: str) -> Any:
@@ -292,6 +297,54 @@ class Backbone(nn.Module):
         return angle.cos().to(reference.dtype), angle.sin().to(reference.dtype)
 
 
+PATCH_STEM_KEY = "vla_patch_stem"  # in the transformers vision config: the stem's width (absent: none)
+
+
+class ConvPatchStem(nn.Module):
+    """A convolutional patch stem in place of the single patch_size x patch_size convolution: log2(patch)
+    3x3 stride-2 convolutions of `channels` channels with GELU between, then a 1x1 convolution to the
+    vision width. Same output as the convolution it replaces: [N, width, S/patch, S/patch]."""
+
+    def __init__(self, patch_size: int, channels: int, width: int) -> None:
+        super().__init__()
+        if channels < 1:
+            raise ModelConfigError(f"model.backbone.patch_stem={channels}: must be ≥ 0")
+        if patch_size < 2 or patch_size & (patch_size - 1):
+            raise ModelConfigError(
+                f"model.backbone.patch_stem needs a power-of-two patch_size (≥ 2); got {patch_size}"
+            )
+        layers: list[nn.Module] = []
+        in_channels = 3
+        for _ in range(patch_size.bit_length() - 1):
+            layers += [nn.Conv2d(in_channels, channels, 3, stride=2, padding=1), nn.GELU()]
+            in_channels = channels
+        self.convs = nn.Sequential(*layers)
+        self.project = nn.Conv2d(channels, width, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.project(self.convs(x))
+
+
+def _vision_embeddings(model: Any) -> Any:
+    inner = model.model
+    vision = inner.vision_model if hasattr(inner, "vision_model") else inner.vision_tower.vision_model
+    return vision.embeddings
+
+
+def install_patch_stem(model: Any) -> bool:
+    """Swap a transformers VLM's patch embedding for a `ConvPatchStem` when its vision config asks for
+    one (`vla_patch_stem`); True when it did."""
+    vision_config = model.config.vision_config
+    channels = int(getattr(vision_config, PATCH_STEM_KEY, 0) or 0)
+    if channels == 0:
+        return False
+    embeddings = _vision_embeddings(model)
+    old = embeddings.patch_embedding
+    stem = ConvPatchStem(int(vision_config.patch_size), channels, int(vision_config.hidden_size))
+    embeddings.patch_embedding = stem.to(device=old.weight.device, dtype=old.weight.dtype)
+    return True
+
+
 def resize_with_pad(pixels: torch.Tensor, size: int, mode: str = "default") -> torch.Tensor:
     """[N, 3, H, W] -> [N, 3, size, size]: keep the aspect ratio, pad the short side with 0.
 
@@ -328,9 +381,33 @@ def _load_pretrained(source: str) -> Any:
             f"model.backbone.pretrained={source!r}: cannot read a transformers config there ({e}). "
             "Give a local directory written by save_pretrained, or a hub id already in the local cache."
         ) from e
-    return _model_class(config.model_type).from_pretrained(
+    model = _model_class(config.model_type).from_pretrained(
         source, dtype=torch.float32, attn_implementation="sdpa"
     )
+    if install_patch_stem(model):  # transformers dropped the stem's weights as unexpected: load them here
+        _load_patch_stem(model, Path(source))
+    return model
+
+
+def _load_patch_stem(model: Any, directory: Path) -> None:
+    from safetensors import safe_open
+
+    marker = "embeddings.patch_embedding."
+    stem = _vision_embeddings(model).patch_embedding
+    wanted = set(stem.state_dict())
+    found: dict[str, torch.Tensor] = {}
+    for file in sorted(directory.glob("model*.safetensors")):
+        with safe_open(str(file), framework="pt") as f:
+            for key in f.keys():  # noqa: SIM118 (safe_open is not iterable)
+                if marker in key and key.split(marker, 1)[1] in wanted:
+                    found[key.split(marker, 1)[1]] = f.get_tensor(key)
+    missing = wanted - set(found)
+    if missing:
+        raise ModelConfigError(
+            f"model.backbone.pretrained={str(directory)!r}: its config asks for a convolutional patch stem "
+            f"but the weights lack {sorted(missing)}"
+        )
+    stem.load_state_dict(found)
 
 
 def _truncate(model: Any, num_layers: int) -> None:

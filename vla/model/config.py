@@ -57,6 +57,11 @@ class BackboneConfig:
     vision_heads: int = 4
     vision_intermediate_size: int = 128
     patch_size: int = 8
+    # 0: the family's own patch embedding (one patch_size x patch_size convolution); c > 0: a convolutional
+    # stem instead (Xiao et al. 2021, "Early convolutions help transformers see better"): log2(patch_size)
+    # 3x3 stride-2 convolutions with c channels, GELU between, then a 1x1 convolution to the vision width.
+    # Saved in the transformers config (vision_config.vla_patch_stem), so checkpoints rebuild it.
+    patch_stem: int = 0
     image_size: int = 64  # the backbone's square input resolution
     pixel_shuffle: int = 2  # smolvlm connector's scale factor (tokens / factor**2)
     image_pooling: int = 1  # extra average pooling of the image-token grid (any family)

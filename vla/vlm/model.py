@@ -276,10 +276,7 @@ def _sincos_init(backbone: Backbone, loc_ids: torch.Tensor) -> None:
         code = torch.zeros((patches, width))
         code[:, :half] = _sincos(ys.flatten(), grid, half)
         code[:, half : 2 * half] = _sincos(xs.flatten(), grid, half)
-        patch_std = float(embeddings.patch_embedding.weight.std()) * math.sqrt(  # type: ignore[union-attr]
-            embeddings.patch_embedding.weight[0].numel() / 3  # type: ignore[union-attr]
-        )
-        table.copy_(code * (patch_std / float(code.std())))
+        table.copy_(code * (_patch_spread(embeddings.patch_embedding) / float(code.std())))  # type: ignore[union-attr]
     if len(loc_ids):
         width = backbone.embed_tokens.weight.shape[1]
         code = _sincos(torch.arange(len(loc_ids)), len(loc_ids), width - width % 2)
@@ -288,6 +285,18 @@ def _sincos_init(backbone: Backbone, loc_ids: torch.Tensor) -> None:
         if backbone.lm_head is not None:
             head = backbone.lm_head.weight
             head[loc_ids, : code.shape[1]] = code * (float(head.std()) / float(code.std()))
+
+
+def _patch_spread(patch_embedding: nn.Module) -> float:
+    """The spread of a patch embedding's outputs over images in [-1, 1]: from the weights for the plain
+    convolution (std(w) * sqrt(fan_in / 3)), measured on fixed noise for a convolutional stem."""
+    weight = getattr(patch_embedding, "weight", None)
+    if isinstance(weight, torch.Tensor):
+        return float(weight.std()) * math.sqrt(weight[0].numel() / 3)
+    size = 64
+    noise = torch.rand((4, 3, size, size), generator=torch.Generator().manual_seed(0)) * 2 - 1
+    param = next(patch_embedding.parameters())
+    return float(patch_embedding(noise.to(param.device, param.dtype)).std())
 
 
 def _vision_width(hf_model: Any) -> int:
