@@ -104,6 +104,7 @@ class ServoArm:
     ) -> None:
         self.spec = arm_spec(robot)
         self.robot_type = self.spec.robot_type
+        self.arm_model = self.spec.name  # vla.robot.ArmModelRobot
         self.fps = int(fps)
         self.calibration_path = calibration or str(
             default_path(self.spec.robot_type, robot_id, self.spec.leader)

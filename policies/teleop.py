@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from envs.sim_robot import SimulatedSO101
 from vla.errors import VLAError
-from vla.robot import ACTION, STATE
+from vla.robot import ACTION, SO101_ROBOT_TYPE, STATE, ArmModelRobot, Robot
 from vla.session.keys import TerminalKeys
 
 
@@ -31,7 +32,7 @@ def _family(name: str) -> str:
 class LeaderArmTeleop:
     chunk_size = 1
 
-    def __init__(self, robot: Any = None, leader: Any = None) -> None:
+    def __init__(self, robot: Robot | None = None, leader: Any = None) -> None:
         if leader is None:
             raise VLAError(
                 "teleop.leader is required (a leader arm: teleop=so101_leader teleop.leader.port=...)"
@@ -40,18 +41,19 @@ class LeaderArmTeleop:
         if robot is not None:
             self.check_follower(robot)
 
-    def check_follower(self, robot: Any) -> None:
+    def check_follower(self, robot: Robot) -> None:
         """The leader must be of the follower's family, with the same joints."""
         ours = list(self.leader.action_features[ACTION]["names"])
         theirs = list(robot.action_features[ACTION]["names"])
-        follower = getattr(getattr(robot, "spec", None), "name", None) or (
-            "so101" if theirs == ours and getattr(robot, "robot_type", "") == "so_follower" else None
-        )
+        if isinstance(robot, ArmModelRobot):
+            follower: str | None = robot.arm_model
+        else:  # LeRobot's SO-100/SO-101 followers share one robot_type: their joints tell them apart
+            follower = "so101" if theirs == ours and robot.robot_type == SO101_ROBOT_TYPE else None
         leader = self.leader.spec.name
         if ours != theirs or (follower is not None and _family(follower) != _family(leader)):
             raise VLAError(
                 f"teleop leader {leader} ({', '.join(ours)}) cannot drive the follower "
-                f"{follower or getattr(robot, 'robot_type', '?')} ({', '.join(theirs)}); use a leader of its kind"
+                f"{follower or robot.robot_type} ({', '.join(theirs)}); use a leader of its kind"
             )
 
     def connect(self) -> None:
@@ -82,16 +84,17 @@ class KeyboardTeleop:
 
     def __init__(
         self,
-        robot: Any,
+        robot: Robot,
         step_m: float = 0.01,
         yaw_step_deg: float = 10.0,
         keys: Callable[[], Iterable[str]] | None = None,
     ) -> None:
-        if not isinstance(getattr(type(robot), "env", None), property):
+        if not isinstance(robot, SimulatedSO101):
             raise VLAError(
                 f"teleop=keyboard drives a simulated SO-101 (robot=sim or virtual_so101); got {type(robot).__name__}"
             )
-        self.robot, self.step_m, self.yaw_step = robot, float(step_m), math.radians(yaw_step_deg)
+        self.robot: SimulatedSO101 = robot
+        self.step_m, self.yaw_step = float(step_m), math.radians(yaw_step_deg)
         self.keys = keys or TerminalKeys()
         self._ik: Any = None
         self._pos: np.ndarray = np.zeros(3)

@@ -132,3 +132,12 @@ class SafeStopRobot(Robot, Protocol):
     def safe_stop(self) -> None: ...
 
     def resume(self) -> None: ...
+
+
+@runtime_checkable
+class ArmModelRobot(Robot, Protocol):
+    """A robot that names its arm model (so100, so101, koch, …; hardware.specs), which LeRobot's
+    `robot_type` does not always tell apart: a teleop leader is checked against it."""
+
+    @property
+    def arm_model(self) -> str: ...
