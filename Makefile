@@ -54,7 +54,7 @@ demo: install
 	else vlm=$(SHIPPED_VLM); echo "the VLM: $$vlm (shipped; DEMO_PRETRAIN=1 pretrains one here)"; fi; \
 	t1=$$(date +%s); \
 	if [ ! -f $(DEMO)/dataset/meta/info.json ]; then \
-		$(BIN)/vla-record env.task=$(DEMO_TASK) policy=scripted episodes=$(DEMO_EPISODES) \
+		$(BIN)/vla-record robot.task=$(DEMO_TASK) policy=scripted episodes=$(DEMO_EPISODES) \
 			dataset.root=$(DEMO)/dataset hydra.run.dir=$(DEMO)/record; \
 	else echo "reusing the demonstrations in $(DEMO)/dataset"; fi; \
 	t2=$$(date +%s); \
@@ -62,7 +62,7 @@ demo: install
 		model.backbone.pretrained=$$vlm trainer.cotrain.ratio=$(DEMO_COTRAIN) \
 		trainer.steps=$(DEMO_STEPS) trainer.save_every=500 model.chunk_size=30 optim.lr=1e-3; \
 	t3=$$(date +%s); \
-	$(BIN)/vla-rollout env.task=$(DEMO_TASK) policy=vla policy.checkpoint=$(DEMO)/train/checkpoints/last \
+	$(BIN)/vla-rollout robot.task=$(DEMO_TASK) policy=vla policy.checkpoint=$(DEMO)/train/checkpoints/last \
 		policy.n_action_steps=$(DEMO_ACTIONS) runner.strategy=$(DEMO_STRATEGY) runner.measure_compute=false \
 		episodes=$(DEMO_EVAL) videos=4 \
 		output_dir=$(DEMO); \

@@ -122,7 +122,7 @@ def deploy_vs_rollout(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     ]
     task = f"={args.task}"
     rollout = subprocess.run(
-        [str(BIN / "vla-rollout"), f"env.task{task}", "videos=0", f"output_dir={tmp / 'rollout'}", *common],
+        [str(BIN / "vla-rollout"), f"robot.task{task}", "videos=0", f"output_dir={tmp / 'rollout'}", *common],
         capture_output=True,
         text=True,
     )

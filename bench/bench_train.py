@@ -36,7 +36,7 @@ def record_dataset(root: Path, episodes: int) -> None:
     with initialize_config_module(config_module="configs", version_base="1.3"):
         cfg = compose(
             "record",
-            overrides=["env.task=pick", f"episodes={episodes}", f"dataset.root={root}", "progress=false"],
+            overrides=["robot.task=pick", f"episodes={episodes}", f"dataset.root={root}", "progress=false"],
         )
     record(cfg)
 

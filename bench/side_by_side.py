@@ -82,21 +82,21 @@ def expand_tasks(spec: str) -> list[str]:
     return tasks
 
 
-def env_name(task: str) -> str:
+def robot_name(task: str) -> str:
+    """The robot (configs/robot/<name>.yaml) that runs `task`: Meta-World's tasks or the SO-101 simulation's."""
     from envs.metaworld import INSTRUCTIONS
 
-    return "metaworld" if task in INSTRUCTIONS else "so101"
+    return "metaworld" if task in INSTRUCTIONS else "sim"
 
 
 def make_robot(task: str) -> Any:
-    """The robot as vla-record and vla-rollout build it (env=<name> is configs/robot/<file>.yaml)."""
+    """The robot as vla-record and vla-rollout build it (robot=<name> is configs/robot/<name>.yaml)."""
     from omegaconf import OmegaConf
 
     from vla.instantiate import instantiate
 
-    robot_file = {"so101": "sim", "metaworld": "metaworld"}[env_name(task)]
-    cfg = OmegaConf.load(ROOT / "configs" / "robot" / f"{robot_file}.yaml")
-    return instantiate(cfg, "env", task=task)
+    cfg = OmegaConf.load(ROOT / "configs" / "robot" / f"{robot_name(task)}.yaml")
+    return instantiate(cfg, "robot", task=task)
 
 
 def record(task: str, demos: int, root: Path) -> Path:
@@ -106,8 +106,8 @@ def record(task: str, demos: int, root: Path) -> Path:
         return path
     cmd = [
         str(Path(sys.executable).with_name("vla-record")),
-        f"env={env_name(task)}",
-        f"env.task={task}",
+        f"robot={robot_name(task)}",
+        f"robot.task={task}",
         "policy=scripted",
         f"episodes={demos}",
         "keep=success",
@@ -214,7 +214,7 @@ def evaluate(method: Method, task: str, episodes: int) -> dict[str, Any]:
 
 
 def eval_episodes(task: str, args: argparse.Namespace) -> int:
-    return int(args.so101_eval_episodes if env_name(task) == "so101" else args.eval_episodes)
+    return int(args.so101_eval_episodes if robot_name(task) == "sim" else args.eval_episodes)
 
 
 def job_name(task: str, method: str, seed: int) -> str:

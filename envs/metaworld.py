@@ -1,8 +1,8 @@
 """Meta-World (metaworld 3.1.1) presented as a `vla.robot.EpisodicRobot`, the way LeRobot evaluates it.
 
-    vla-record env=metaworld env.task=push-v3 policy=scripted episodes=10 dataset.root=/tmp/mw
-    vla-rollout env=metaworld tasks=[push-v3,reach-v3] policy=scripted
-    vla-rollout env=metaworld policy=scripted "tasks=[$(python -m envs.metaworld easy)]"
+    vla-record robot=metaworld robot.task=push-v3 policy=scripted episodes=10 dataset.root=/tmp/mw
+    vla-rollout robot=metaworld tasks=[push-v3,reach-v3] policy=scripted
+    vla-rollout robot=metaworld policy=scripted "tasks=[$(python -m envs.metaworld easy)]"
 
 Schema (LeRobot's for Meta-World): `observation.state` is LeRobot's 4-D `agent_pos` (hand x, y, z and the
 gripper opening: the first four entries of Meta-World's 39-D observation), the action is 4-D in [-1, 1]
@@ -141,7 +141,7 @@ def check_task(task: str) -> str:
         return task
     close = difflib.get_close_matches(str(task), TASKS, n=1)
     hint = f" (did you mean {close[0]}?)" if close else ""
-    raise VLAError(f"env.task={task!r} is not a Meta-World task{hint}; choose one of: {', '.join(TASKS)}")
+    raise VLAError(f"robot.task={task!r} is not a Meta-World task{hint}; choose one of: {', '.join(TASKS)}")
 
 
 def tasks_of(group: str) -> list[str]:
@@ -214,13 +214,13 @@ class MetaWorldRobot:
         check_task(task)  # a bad task fails here, before anything heavy is built
         if camera not in CAMERAS:
             raise VLAError(
-                f"env.camera={camera!r}: not a Meta-World camera; choose one of: {', '.join(CAMERAS)}"
+                f"robot.camera={camera!r}: not a Meta-World camera; choose one of: {', '.join(CAMERAS)}"
             )
         if int(image_size) < 8:
-            raise VLAError(f"env.image_size={image_size}: must be at least 8 pixels")
+            raise VLAError(f"robot.image_size={image_size}: must be at least 8 pixels")
         if max_episode_steps is not None and not 1 <= int(max_episode_steps) <= MAX_EPISODE_STEPS:
             raise VLAError(
-                f"env.max_episode_steps={max_episode_steps}: must be 1..{MAX_EPISODE_STEPS} "
+                f"robot.max_episode_steps={max_episode_steps}: must be 1..{MAX_EPISODE_STEPS} "
                 "(Meta-World's limit), or null for the limit"
             )
         self.task_name = task

@@ -46,9 +46,9 @@ class SimRobot:
         cameras = tuple(cameras)
         unknown = [c for c in cameras if c not in CAMERAS]
         if unknown:
-            raise VLAError(f"env.cameras={list(cameras)}: unknown {unknown}; choose from {list(CAMERAS)}")
+            raise VLAError(f"robot.cameras={list(cameras)}: unknown {unknown}; choose from {list(CAMERAS)}")
         if int(image_size) < 8:
-            raise VLAError(f"env.image_size={image_size}: must be at least 8 pixels")
+            raise VLAError(f"robot.image_size={image_size}: must be at least 8 pixels")
         self.task_name = task
         self.image_size = int(image_size)
         self.cameras = cameras

@@ -1,7 +1,7 @@
 """The virtual SO-101: the real-robot code path (ServoArm -> ServoBus -> Feetech packets on a serial port)
 driving emulated STS3215 servos whose joints are the MuJoCo SO-101's, with rendered cameras.
 
-    robot = VirtualSO101(task="pick")        # or: vla-rollout env=virtual_so101 ...
+    robot = VirtualSO101(task="pick")        # or: vla-rollout robot=virtual_so101 ...
     obs = robot.reset(seed=0)                # the sim resets; the servos report the new pose
     robot.send_action(target)                # degrees / 0-100 -> ServoArm (limits, step clamp) -> packets
                                              # -> emulated servos -> one 30 Hz physics tick

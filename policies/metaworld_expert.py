@@ -25,7 +25,7 @@ class MetaWorldExpert:
         experts: dict[str, Any] = ENV_POLICY_MAP  # concrete subclasses of its abstract Policy
         if not isinstance(robot, MetaWorldRobot) or robot.task_name not in experts:
             raise VLAError(
-                f"the Meta-World expert needs a Meta-World robot (env=metaworld); got {type(robot).__name__}"
+                f"the Meta-World expert needs a Meta-World robot (robot=metaworld); got {type(robot).__name__}"
             )
         self.robot = robot
         self.task_name = robot.task_name

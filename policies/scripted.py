@@ -57,7 +57,7 @@ class ScriptedExpert:
         # It plans from the simulator's privileged state: a SimRobot, or a robot wrapping one that exposes
         # its `env` (the virtual SO-101).
         if not isinstance(robot, SimulatedSO101):
-            raise VLAError(f"policy=scripted needs a simulated robot (env=so101); got {type(robot).__name__}")
+            raise VLAError(f"policy=scripted needs a simulated robot (robot=sim); got {type(robot).__name__}")
         self.robot: SimulatedSO101 = robot
         self.speed = speed  # m/s in free space
         self.slow_speed = slow_speed  # m/s near the cube and the bin

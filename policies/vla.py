@@ -143,7 +143,7 @@ class VLAPolicy:
             if cfg.image_size is not None and [h, w] != list(cfg.image_size):
                 raise VLAError(
                     f"{key} is {h}x{w} on the robot; the checkpoint was trained on "
-                    f"{cfg.image_size[0]}x{cfg.image_size[1]} (set env.image_size)"
+                    f"{cfg.image_size[0]}x{cfg.image_size[1]} (set robot.image_size)"
                 )
         dim = action_features[ACTION]["shape"][0]
         if dim != cfg.resolved_action_dim:

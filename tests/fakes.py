@@ -32,12 +32,12 @@ class FakeTabletop:
         max_episode_steps: int | None = None,
         fail_seeds: Any = (),
         step_delay_s: float = 0.0,
-        targets_per_layout: int = 1,  # configs/env/so101.yaml's key; the fake draws one goal per seed
+        targets_per_layout: int = 1,  # configs/robot/sim.yaml's key; the fake draws one goal per seed
     ) -> None:
         if targets_per_layout != 1:
             raise VLAError("FakeTabletop: targets_per_layout must be 1")
         if task not in ("touch", "pick", "bin"):
-            raise VLAError(f"env.task={task!r} is not a task; choose one of: touch, pick, bin")
+            raise VLAError(f"robot.task={task!r} is not a task; choose one of: touch, pick, bin")
         self.task_id = task
         self.size = int(image_size)
         self.cameras = list(cameras)

@@ -126,9 +126,9 @@ def test_unit_conversion_round_trip() -> None:
 
 
 def test_unknown_task_is_a_user_error() -> None:
-    with pytest.raises(VLAError, match=r"env\.task='foo' is not a task; choose one of: touch, pick, bin"):
+    with pytest.raises(VLAError, match=r"robot\.task='foo' is not a task; choose one of: touch, pick, bin"):
         SO101Env(task="foo")
-    with pytest.raises(VLAError, match=r"env\.task='foo'"):
+    with pytest.raises(VLAError, match=r"robot\.task='foo'"):
         SimRobot(task="foo")
 
 

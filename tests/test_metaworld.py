@@ -164,11 +164,11 @@ def test_user_errors_are_one_clear_line() -> None:
         MetaWorldRobot(task="push-v2")
     message = str(err.value)
     assert "\n" not in message
-    assert message.startswith("env.task='push-v2' is not a Meta-World task (did you mean push-v3?)")
+    assert message.startswith("robot.task='push-v2' is not a Meta-World task (did you mean push-v3?)")
     assert all(t in message for t in TASKS)
-    with pytest.raises(VLAError, match=r"env\.camera='front'.*corner2"):
+    with pytest.raises(VLAError, match=r"robot\.camera='front'.*corner2"):
         MetaWorldRobot(camera="front")
-    with pytest.raises(VLAError, match=r"env\.max_episode_steps=501"):
+    with pytest.raises(VLAError, match=r"robot\.max_episode_steps=501"):
         MetaWorldRobot(max_episode_steps=501)
     with pytest.raises(VLAError, match="takes no options"):
         scripted_policy(MetaWorldRobot(), speed=0.3)
@@ -181,7 +181,7 @@ def test_vla_record_writes_a_lerobot_dataset(tmp_path: Path) -> None:
 
     root = tmp_path / "mw"
     exe = str(Path(sys.executable).with_name("vla-record"))
-    args = ["env=metaworld", "env.task=push-v3", "policy=scripted", "episodes=2", "env.image_size=64"]
+    args = ["robot=metaworld", "robot.task=push-v3", "policy=scripted", "episodes=2", "robot.image_size=64"]
     proc = subprocess.run(
         [exe, *args, f"dataset.root={root}", f"hydra.run.dir={tmp_path / 'run'}", "progress=false"],
         cwd=tmp_path,
@@ -210,8 +210,8 @@ def test_vla_rollout_reports_the_expert_success(tmp_path: Path) -> None:
         cfg = compose(
             "rollout",
             overrides=[
-                "env=metaworld",
-                "env.image_size=32",
+                "robot=metaworld",
+                "robot.image_size=32",
                 "policy=scripted",
                 "tasks=[push-v3,reach-v3]",
                 "episodes=2",
@@ -235,7 +235,9 @@ def test_rollout_expands_a_difficulty_group() -> None:
     from vla.apps.rollout import _table, _validate
 
     with initialize_config_module(config_module="configs", version_base="1.3"):
-        cfg = compose("rollout", overrides=["env=metaworld", "policy=scripted", "tasks=[very_hard,reach-v3]"])
+        cfg = compose(
+            "rollout", overrides=["robot=metaworld", "policy=scripted", "tasks=[very_hard,reach-v3]"]
+        )
     tasks, _ = _validate(cfg)
     assert tasks == [*DIFFICULTY["very_hard"], "reach-v3"]
     stats = {

@@ -16,8 +16,8 @@ from vla.dataset import DatasetWriterError
 from vla.errors import VLAError
 
 FAKE = [
-    "env._target_=tests.fakes.FakeTabletop",
-    "env.image_size=64",
+    "robot._target_=tests.fakes.FakeTabletop",
+    "robot.image_size=64",
     "policy._target_=tests.fakes.GoalPolicy",
 ]
 
@@ -52,7 +52,7 @@ def test_records_a_loadable_v3_dataset(tmp_path: Path) -> None:
 
 def test_keep_success_drops_failed_episodes(tmp_path: Path) -> None:
     # seed 1 never succeeds; episodes use seeds 0, 1, 2
-    report = record(_cfg(tmp_path, "episodes=3", "keep=success", "+env.fail_seeds=[1]"))
+    report = record(_cfg(tmp_path, "episodes=3", "keep=success", "+robot.fail_seeds=[1]"))
     assert report.successes == 2 and report.episodes_kept == 2
     assert [e["kept"] for e in report.per_episode] == [True, False, True]
     assert _load(tmp_path / "ds").meta.total_episodes == 2
@@ -77,7 +77,7 @@ def test_other_schema_is_refused_even_with_resume(tmp_path: Path) -> None:
     record(_cfg(tmp_path, "episodes=1"))
     for extra in ([], ["resume=true"]):
         with pytest.raises(DatasetWriterError, match="another schema"):
-            record(_cfg(tmp_path, "episodes=1", "env.image_size=72", *extra))
+            record(_cfg(tmp_path, "episodes=1", "robot.image_size=72", *extra))
     assert _load(tmp_path / "ds").meta.total_episodes == 1  # untouched
 
 
@@ -86,7 +86,7 @@ def test_other_schema_is_refused_even_with_resume(tmp_path: Path) -> None:
     [
         ("episodes=0", "episodes=0"),
         ("episodes=-3", "episodes=-3"),
-        ("env.task=fly", "env.task='fly'"),
+        ("robot.task=fly", "robot.task='fly'"),
     ],
 )
 def test_bad_input_is_a_user_error(tmp_path: Path, override: str, pattern: str) -> None:
@@ -116,7 +116,7 @@ def test_stop_mid_episode_keeps_finished_episodes(tmp_path: Path, monkeypatch: p
         return calls["n"] > 2 * 20 + 3  # two full episodes of at most 20 steps, then a few steps
 
     monkeypatch.setattr(GracefulStop, "__call__", stop_during_third_episode)
-    report = rec.record(_cfg(tmp_path, "episodes=5", "+env.fail_seeds=[0,1,2,3,4]", "max_steps=20"))
+    report = rec.record(_cfg(tmp_path, "episodes=5", "+robot.fail_seeds=[0,1,2,3,4]", "max_steps=20"))
     assert report.interrupted and report.episodes_kept == 2
     assert _load(tmp_path / "ds").meta.total_episodes == 2
 
@@ -162,8 +162,8 @@ def test_scripted_and_vla_policies_record_runner_metrics(tmp_path: Path) -> None
     from vla.model.vla import VLAModel
 
     base = [
-        "env.task=touch",
-        "env.image_size=32",
+        "robot.task=touch",
+        "robot.image_size=32",
         "dataset.video=false",
         "episodes=1",
         "progress=false",

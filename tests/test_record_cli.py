@@ -16,8 +16,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 EXE = str(Path(sys.executable).with_name("vla-record"))
 FAKE = [
-    "env._target_=tests.fakes.FakeTabletop",
-    "env.image_size=64",
+    "robot._target_=tests.fakes.FakeTabletop",
+    "robot.image_size=64",
     "policy._target_=tests.fakes.GoalPolicy",
     "progress=true",
 ]
@@ -61,7 +61,7 @@ def test_cli_records_and_reports(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "args, pattern",
     [
-        (["env.task=fly"], r"env\.task='fly' is not a task"),
+        (["robot.task=fly"], r"robot\.task='fly' is not a task"),
         (["episodes=0"], r"episodes=0: must be at least 1"),
         (["dataset.resume=true"], r"dataset\.resume=True: the key is `resume` now; pass resume=True"),
     ],
@@ -70,9 +70,19 @@ def test_cli_bad_input(tmp_path: Path, args: list[str], pattern: str) -> None:
     _one_line_error(_run(tmp_path, *args), pattern)
 
 
+def test_cli_old_env_group_names_robot(tmp_path: Path) -> None:
+    proc = _run(tmp_path, "env.task=pick", "+env.fail_seeds=[1]")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "vla-record: error: env= is now robot= (configs/robot/): env.task=pick → robot.task=pick, "
+        "+env.fail_seeds=[1] → +robot.fail_seeds=[1]"
+    ]
+    assert not (tmp_path / "ds").exists()
+
+
 def test_cli_other_schema_without_resume(tmp_path: Path) -> None:
     assert _run(tmp_path, "episodes=1").returncode == 0
-    _one_line_error(_run(tmp_path, "episodes=1", "env.cameras=[front]"), r"another schema")
+    _one_line_error(_run(tmp_path, "episodes=1", "robot.cameras=[front]"), r"another schema")
 
 
 def test_cli_unwritable_root(tmp_path: Path) -> None:
@@ -95,9 +105,9 @@ def test_sigint_keeps_finished_episodes(tmp_path: Path) -> None:
             EXE,
             *FAKE,
             "episodes=500",
-            "+env.step_delay_s=0.01",
-            "+env.fail_seeds=[]",
-            "env.max_episode_steps=15",
+            "+robot.step_delay_s=0.01",
+            "+robot.fail_seeds=[]",
+            "robot.max_episode_steps=15",
             f"dataset.root={root}",
             f"hydra.run.dir={tmp_path / 'run'}",
         ],

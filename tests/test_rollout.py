@@ -20,7 +20,7 @@ from vla.apps.rollout import checkpoint_step, rollout
 from vla.errors import VLAError
 from vla.metrics import wilson_interval
 
-FAKE = ["env._target_=tests.fakes.FakeTabletop", "env.max_episode_steps=10", "env.image_size=16"]
+FAKE = ["robot._target_=tests.fakes.FakeTabletop", "robot.max_episode_steps=10", "robot.image_size=16"]
 CKPT_POLICY = ["policy._target_=tests.test_rollout.CheckpointPolicy", "+policy.checkpoint=null"]
 
 
@@ -67,11 +67,11 @@ def test_defaults_hold_out_seeds_and_film_a_few() -> None:
     with initialize_config_module(config_module="configs", version_base="1.3"):
         cfg = compose("rollout")
     assert cfg.episodes == 50 and cfg.seed == 100_000 and cfg.videos == 4 and cfg.tasks is None
-    assert cfg.env.task == "pick" and cfg.policy._target_ == "policies.vla.VLAPolicy"
+    assert cfg.robot.task == "pick" and cfg.policy._target_ == "policies.vla.VLAPolicy"
 
 
 def test_scripted_touch_report_and_videos(tmp_path: Path) -> None:
-    report = rollout(_cfg(tmp_path, "env.task=touch", "episodes=3", "videos=2", "env.image_size=96"))
+    report = rollout(_cfg(tmp_path, "robot.task=touch", "episodes=3", "videos=2", "robot.image_size=96"))
     out = tmp_path / "out"
     on_disk = json.loads((out / "report.json").read_text())
     assert on_disk["per_episode"] == report["per_episode"] and not on_disk["interrupted"]
@@ -86,7 +86,7 @@ def test_scripted_touch_report_and_videos(tmp_path: Path) -> None:
     assert touch["lengths"] == [e["steps"] for e in eps]
     assert touch["mean_length"] == pytest.approx(np.mean(touch["lengths"]))
     assert on_disk["policy"]["_target_"] == "policies.scripted.scripted_policy"
-    assert on_disk["env"]["image_size"] == 96 and on_disk["seconds"] > 0
+    assert on_disk["robot"]["image_size"] == 96 and on_disk["seconds"] > 0
     # Grounding: the expert goes to the named cube, so it is the first one touched in every episode.
     assert all(e["first_touched"] == e["target"] and e["named_first"] for e in eps)
     assert all(e["instruction"] == f"touch the {e['target']} cube" for e in eps)
@@ -122,7 +122,7 @@ def test_named_first_share_counts_the_first_cube_touched(tmp_path: Path) -> None
 
 
 def test_several_tasks_are_reported_apart(tmp_path: Path) -> None:
-    report = rollout(_cfg(tmp_path, "tasks=[touch,pick]", "episodes=2", "env.image_size=32"))
+    report = rollout(_cfg(tmp_path, "tasks=[touch,pick]", "episodes=2", "robot.image_size=32"))
     assert report["tasks"] == ["touch", "pick"] and report["episodes"] == 4
     assert [e["task"] for e in report["per_episode"]] == ["touch", "touch", "pick", "pick"]
     # Same held-out seeds for every task, so tasks are compared on the same draws.
@@ -189,7 +189,7 @@ def test_checkpoint_step_sources(tmp_path: Path) -> None:
 def test_checkpoints_need_a_checkpoint_key(tmp_path: Path) -> None:
     ckpt = _checkpoint(tmp_path, "step_1", 1)
     with pytest.raises(VLAError, match="`checkpoint` key"):
-        rollout(_cfg(tmp_path, "env.task=touch", f"checkpoints=[{ckpt}]"))
+        rollout(_cfg(tmp_path, "robot.task=touch", f"checkpoints=[{ckpt}]"))
     with pytest.raises(VLAError, match=r"checkpoints\[1\]=.*missing: no such directory"):
         rollout(_cfg(tmp_path, *FAKE, *CKPT_POLICY, f"checkpoints=[{ckpt},{tmp_path / 'missing'}]"))
 
@@ -199,7 +199,7 @@ def test_checkpoints_need_a_checkpoint_key(tmp_path: Path) -> None:
     [
         ("episodes=0", "episodes=0: must be at least 1"),
         ("videos=-1", "videos=-1: must be ≥ 0"),
-        ("tasks=[touch,fly]", r"tasks=\[touch,fly\]: env.task='fly' is not a task"),
+        ("tasks=[touch,fly]", r"tasks=\[touch,fly\]: robot.task='fly' is not a task"),
         ("tasks=[touch,touch]", "give each task id once"),
         ("max_steps=0", "max_steps=0"),
     ],

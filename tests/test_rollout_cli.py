@@ -33,7 +33,7 @@ def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_cli_evaluates_and_prints_the_table(tmp_path: Path) -> None:
-    proc = _run(tmp_path, "env.task=touch", "episodes=2", "videos=1", "env.image_size=48")
+    proc = _run(tmp_path, "robot.task=touch", "episodes=2", "videos=1", "robot.image_size=48")
     assert proc.returncode == 0, proc.stderr
     out = tmp_path / "out"
     report = json.loads((out / "report.json").read_text())
@@ -53,7 +53,7 @@ def test_cli_evaluates_and_prints_the_table(tmp_path: Path) -> None:
     "args, pattern",
     [
         (["episodes=0"], r"episodes=0: must be at least 1"),
-        (["tasks=[touch,fly]"], r"tasks=\[touch,fly\]: env\.task='fly' is not a task"),
+        (["tasks=[touch,fly]"], r"tasks=\[touch,fly\]: robot\.task='fly' is not a task"),
         (["videos=-2"], r"videos=-2: must be ≥ 0"),
         (["checkpoints=[.]"], r"checkpoints=\.\.\. needs a policy that loads checkpoints"),
         (["OUTPUT_UNDER_A_FILE"], r"output_dir=.*file/out: cannot write there"),
@@ -72,6 +72,35 @@ def test_cli_bad_input(tmp_path: Path, args: list[str], pattern: str) -> None:
     assert not (tmp_path / "out" / "report.json").exists()
 
 
+def test_cli_old_env_group_names_robot(tmp_path: Path) -> None:
+    """`env=` became `robot=` (configs/robot/): the old keys are refused with one line naming the new ones."""
+    proc = _run(tmp_path, "env=so101", "env.task=pick", "episodes=1")
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "vla-rollout: error: env= is now robot= (configs/robot/): env=so101 → robot=sim, "
+        "env.task=pick → robot.task=pick"
+    ]
+    assert not (tmp_path / "out").exists()
+
+
+def test_renamed_group_error_covers_every_override_form() -> None:
+    from vla.apps.common import renamed_group_error
+
+    line = renamed_group_error(
+        "rollout", ["env=virtual_so101", "+env.fail_seeds=[1]", "~env", "robot.task=pick"]
+    )
+    assert line == (
+        "env= is now robot= (configs/robot/): env=virtual_so101 → robot=virtual_so101, "
+        "+env.fail_seeds=[1] → +robot.fail_seeds=[1], ~env → ~robot"
+    )
+    assert renamed_group_error("record", ["env=metaworld"]) == (
+        "env= is now robot= (configs/robot/): env=metaworld → robot=metaworld"
+    )
+    assert renamed_group_error("rollout", ["robot=sim", "robot.task=pick", "environment=1", "-m"]) is None
+    assert renamed_group_error("train", ["env.task=pick"]) is None  # no robot group: hydra's own error
+
+
 def test_sigint_finishes_the_episode_and_writes_a_partial_report(tmp_path: Path) -> None:
     out = tmp_path / "out"
     proc = subprocess.Popen(
@@ -79,11 +108,11 @@ def test_sigint_finishes_the_episode_and_writes_a_partial_report(tmp_path: Path)
             EXE,
             f"output_dir={out}",
             "policy=scripted",
-            "env._target_=tests.fakes.FakeTabletop",
-            "env.image_size=16",
-            "+env.step_delay_s=0.01",
-            "+env.fail_seeds=[100002]",  # episode 2 runs to its step limit: a wide window to land in
-            "env.max_episode_steps=60",
+            "robot._target_=tests.fakes.FakeTabletop",
+            "robot.image_size=16",
+            "+robot.step_delay_s=0.01",
+            "+robot.fail_seeds=[100002]",  # episode 2 runs to its step limit: a wide window to land in
+            "robot.max_episode_steps=60",
             "policy._target_=tests.fakes.GoalPolicy",
             "episodes=200",
             "videos=200",

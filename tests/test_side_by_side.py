@@ -26,7 +26,7 @@ def test_task_rule_and_expansion() -> None:
     tasks = sbs.expand_tasks("touch,easy:5")
     assert tasks[0] == "touch" and len(tasks) == 6 and len(set(tasks)) == 6
     assert tasks[1] == DIFFICULTY["easy"][0] and all(t in DIFFICULTY["easy"] for t in tasks[1:])
-    assert sbs.env_name("touch") == "so101" and sbs.env_name("reach-v3") == "metaworld"
+    assert sbs.robot_name("touch") == "sim" and sbs.robot_name("reach-v3") == "metaworld"
 
 
 def test_lr_shape() -> None:

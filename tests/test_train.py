@@ -46,8 +46,8 @@ def sim_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
         cfg = compose(
             "record",
             overrides=[
-                "env.task=pick",
-                "env.image_size=64",
+                "robot.task=pick",
+                "robot.image_size=64",
                 "episodes=3",
                 "progress=false",
                 f"dataset.root={root}",
@@ -329,8 +329,8 @@ def test_train_then_rollout_cli(sim_dataset: Path, tmp_path: Path) -> None:
         "vla-rollout",
         f"policy.checkpoint={result.last_checkpoint}",
         "episodes=2",
-        "env.image_size=64",
-        "env.max_episode_steps=20",
+        "robot.image_size=64",
+        "robot.max_episode_steps=20",
         "videos=1",
         f"output_dir={tmp_path / 'eval'}",
         "policy.n_action_steps=10",

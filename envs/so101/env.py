@@ -76,7 +76,7 @@ class SO101Env(gym.Env):
     ) -> None:
         self.spec_task = task_spec(task)
         if not 1 <= int(targets_per_layout) <= len(COLOURS):
-            raise VLAError(f"env.targets_per_layout={targets_per_layout}: must be 1..{len(COLOURS)}")
+            raise VLAError(f"robot.targets_per_layout={targets_per_layout}: must be 1..{len(COLOURS)}")
         # k > 1: seeds s and s' with s // k == s' // k share a layout (and start pose) but name different
         # cubes -- recorded demonstrations then differ only by the instruction, so a policy cannot fit
         # them without reading it (bench/README.md, "Language-contrastive demonstrations"). 1: every seed

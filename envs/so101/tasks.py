@@ -36,7 +36,7 @@ PICK_HEIGHT = 0.05  # the cube's bottom must be this far above the table
 def task_spec(task: str) -> TaskSpec:
     """The spec of `task`, or a VLAError naming the choices."""
     if task not in TASK_SPECS:
-        raise VLAError(f"env.task={task!r} is not a task; choose one of: {', '.join(TASKS)}")
+        raise VLAError(f"robot.task={task!r} is not a task; choose one of: {', '.join(TASKS)}")
     return TASK_SPECS[task]
 
 

@@ -96,7 +96,7 @@ def test_replayed_leader_records_on_the_virtual_so101_and_trains(tmp_path: Path)
     LeRobotDataset and vla-train trains on it."""
     source = tmp_path / "source"
     rec = subprocess.run(
-        [str(BIN / "vla-record"), "env.task=touch", "env.image_size=64", "policy=scripted", "episodes=1",
+        [str(BIN / "vla-record"), "robot.task=touch", "robot.image_size=64", "policy=scripted", "episodes=1",
          f"dataset.root={source}", f"hydra.run.dir={tmp_path / 'rec'}", "progress=false"],
         cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300,
     )  # fmt: skip

@@ -29,8 +29,8 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
         cfg = compose(
             "record",
             overrides=[
-                "env.task=pick",
-                "env.image_size=64",
+                "robot.task=pick",
+                "robot.image_size=64",
                 "episodes=2",
                 "progress=false",
                 f"dataset.root={root}",
@@ -79,9 +79,9 @@ def test_train_init_fine_tunes_an_imported_smolvla(
             overrides=[
                 "policy=vla",
                 f"policy.checkpoint={out / 'checkpoints' / 'last'}",
-                "env.task=pick",
-                "env.image_size=64",
-                "env.max_episode_steps=12",
+                "robot.task=pick",
+                "robot.image_size=64",
+                "robot.max_episode_steps=12",
                 "episodes=1",
                 "videos=0",
                 "progress=false",

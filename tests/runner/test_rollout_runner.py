@@ -21,8 +21,8 @@ def _rollout(tmp_path: Path, *overrides: str) -> dict:
                 "policy=scripted",
                 "progress=false",
                 "videos=0",
-                "env.task=touch",
-                "env.image_size=32",
+                "robot.task=touch",
+                "robot.image_size=32",
                 *overrides,
             ],
         )

@@ -91,7 +91,7 @@ def test_pretrained_vlm_fine_tunes_and_rolls_out(pretrained: Path, tmp_path: Pat
 
     data = tmp_path / "touch"
     proc = _cli(
-        tmp_path, "vla-record", "env.task=touch", "env.image_size=64", "episodes=2", "progress=false",
+        tmp_path, "vla-record", "robot.task=touch", "robot.image_size=64", "episodes=2", "progress=false",
         f"dataset.root={data}",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -109,8 +109,8 @@ def test_pretrained_vlm_fine_tunes_and_rolls_out(pretrained: Path, tmp_path: Pat
     model = VLAModel.from_pretrained(run / "checkpoints" / "last")
     assert model.backbone.hidden_size == 32 and "<loc0000>" in model.text_tokenizer.tokenizer.get_vocab()
     proc = _cli(
-        tmp_path, "vla-rollout", f"policy.checkpoint={run / 'checkpoints' / 'last'}", "env.task=touch",
-        "env.image_size=64", "episodes=2", "env.max_episode_steps=15", "videos=0", f"output_dir={tmp_path / 'ev'}",
+        tmp_path, "vla-rollout", f"policy.checkpoint={run / 'checkpoints' / 'last'}", "robot.task=touch",
+        "robot.image_size=64", "episodes=2", "robot.max_episode_steps=15", "videos=0", f"output_dir={tmp_path / 'ev'}",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads((tmp_path / "ev" / "report.json").read_text())

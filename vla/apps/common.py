@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,7 +21,15 @@ from vla.policy import Policy
 from vla.robot import Robot
 from vla.stop import GracefulStop
 
-__all__ = ["GracefulStop", "build_policy", "hydra_app", "instantiate", "prepare_output_dir", "user_errors"]
+__all__ = [
+    "GracefulStop",
+    "build_policy",
+    "hydra_app",
+    "instantiate",
+    "prepare_output_dir",
+    "renamed_group_error",
+]
+__all__ += ["user_errors"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -68,12 +77,58 @@ def user_errors(app_name: str) -> Callable[[F], F]:
     return wrap
 
 
+# Config groups that were renamed: old group -> (new group, {old option: new option}). An app whose
+# config selects the new group refuses the old name on its command line with one line naming the new one.
+RENAMED_GROUPS: dict[str, tuple[str, dict[str, str]]] = {
+    # vla-record's and vla-rollout's env=: sim and real robots are one group for every app
+    "env": ("robot", {"so101": "sim"}),
+}
+_OVERRIDE = re.compile(r"^(?P<prefix>\+{0,2}|~)(?P<key>[A-Za-z_]\w*)(?P<rest>(?:[.@=].*)?)$", re.DOTALL)
+
+
+def _config_groups(config_name: str) -> set[str]:
+    """The groups `configs/<config_name>.yaml` selects in its defaults list (`robot: sim` -> robot)."""
+    from importlib.resources import files
+
+    try:
+        config = OmegaConf.create((files("configs") / f"{config_name}.yaml").read_text())
+    except Exception:  # hydra reports a missing or broken config itself
+        return set()
+    defaults = config.get("defaults") if isinstance(config, Mapping) else None
+    keys = [str(k) for entry in defaults or [] if isinstance(entry, Mapping) for k in entry]
+    return {k.removeprefix("override ").split("@")[0].strip() for k in keys}
+
+
+def renamed_group_error(config_name: str, argv: Sequence[str]) -> str | None:
+    """The one line for command-line overrides that use a renamed group's old name (`env=so101`,
+    `env.task=pick`, `+env.x=1`, `~env`), naming the new ones; None when there are none."""
+    groups = _config_groups(config_name)
+    found: dict[str, list[str]] = {}
+    for arg in argv:
+        match = _OVERRIDE.match(arg)
+        renamed = RENAMED_GROUPS.get(match["key"]) if match else None
+        if match is None or renamed is None or renamed[0] not in groups:
+            continue
+        new, options = renamed
+        path, eq, value = match["rest"].partition("=")
+        if "." not in path:  # a group selection (`env=so101`, `env@pkg=so101`): the option may be renamed
+            value = options.get(value, value)
+        found.setdefault(match["key"], []).append(f"{arg} → {match['prefix']}{new}{path}{eq}{value}")
+    if not found:
+        return None
+    return "; ".join(
+        f"{old}= is now {RENAMED_GROUPS[old][0]}= (configs/{RENAMED_GROUPS[old][0]}/): {', '.join(pairs)}"
+        for old, pairs in found.items()
+    )
+
+
 def hydra_app(
     app_name: str, config_name: str, schema: type | None = None
 ) -> Callable[[F], Callable[[], Any]]:
     """The one preamble of every app: registers `schema` (a dataclass) as `<config_name>_schema` for the
-    config's defaults list, runs hydra on `configs/<config_name>.yaml`, and turns user errors into one
-    line and exit status 2 (`user_errors`).
+    config's defaults list, refuses renamed groups' old names on the command line (`RENAMED_GROUPS`), runs
+    hydra on `configs/<config_name>.yaml`, and turns user errors into one line and exit status 2
+    (`user_errors`).
 
         @hydra_app("vla-train", "train", TrainConfig)
         def main(cfg: DictConfig) -> None: ...
@@ -85,9 +140,18 @@ def hydra_app(
         ConfigStore.instance().store(name=f"{config_name}_schema", node=schema)
 
     def wrap(fn: F) -> Callable[[], Any]:
-        main: Callable[[], Any] = hydra.main(
+        run: Callable[[], Any] = hydra.main(
             version_base="1.3", config_path="pkg://configs", config_name=config_name
         )(user_errors(app_name)(fn))
+
+        @functools.wraps(fn)
+        def main() -> Any:
+            error = renamed_group_error(config_name, sys.argv[1:])
+            if error is not None:
+                print(f"{app_name}: error: {error}", file=sys.stderr, flush=True)
+                sys.exit(2)
+            return run()
+
         return main
 
     return wrap

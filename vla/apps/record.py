@@ -1,8 +1,8 @@
 """vla-record: drive a Robot with a Policy through the real-time runner and write a LeRobotDataset v3.0.
 
-    vla-record env.task=pick policy=scripted episodes=20 dataset.root=/tmp/x
-    vla-record env.task=pick policy=vla policy.checkpoint=<dir> episodes=20 dataset.root=/tmp/y keep=success
-    vla-record env.task=bin episodes=50 resume=true dataset.root=data/bin           # append 50 more
+    vla-record robot.task=pick policy=scripted episodes=20 dataset.root=/tmp/x
+    vla-record robot.task=pick policy=vla policy.checkpoint=<dir> episodes=20 dataset.root=/tmp/y keep=success
+    vla-record robot.task=bin episodes=50 resume=true dataset.root=data/bin           # append 50 more
 
 Episode i uses seed `seed + i` (continuing after the episodes already there when resuming), so a
 recording is reproducible. Ctrl-C stops after the current step: finished episodes are kept, the

@@ -1,6 +1,6 @@
 """vla-rollout: evaluate a Policy on the simulated robot and report its success rate honestly.
 
-    vla-rollout env.task=pick policy=scripted episodes=50
+    vla-rollout robot.task=pick policy=scripted episodes=50
     vla-rollout tasks=[touch,pick,bin] episodes=20 videos=2 output_dir=/tmp/eval
     vla-rollout policy=vla checkpoints=[runs/a/step_1000,runs/a/step_2000]
 

@@ -37,7 +37,7 @@ class RecordDatasetConfig(DatasetConfig):
 
 @dataclass
 class RecordConfig:
-    env: Any = MISSING
+    robot: Any = MISSING
     policy: Any = MISSING
     runner: RunnerConfig = field(default_factory=RunnerConfig)
     dataset: RecordDatasetConfig = field(default_factory=RecordDatasetConfig)
@@ -51,7 +51,7 @@ class RecordConfig:
 
 @dataclass
 class RolloutConfig:
-    env: Any = MISSING
+    robot: Any = MISSING
     policy: Any = MISSING
     episodes: int = 50
     seed: int = 100_000
@@ -101,7 +101,7 @@ def check_common(cfg: Any) -> None:
     if cfg.seed < 0:
         raise VLAError(f"seed={cfg.seed}: must be ≥ 0")
     if cfg.get("max_steps") is not None and cfg.max_steps <= 0:
-        raise VLAError(f"max_steps={cfg.max_steps}: must be at least 1 (or null for the env's limit)")
+        raise VLAError(f"max_steps={cfg.max_steps}: must be at least 1 (or null for the robot's limit)")
     dataset = cfg.get("dataset")
     if dataset is not None and dataset.get("resume") is not None:
         raise VLAError(

@@ -60,23 +60,23 @@ def checkpoint_step(path: Path) -> int | None:
 
 @runtime_checkable
 class GroupsTasks(Protocol):
-    """An env class that names groups of its tasks (Meta-World's `tasks=[easy]`): `task_group(name)` is
+    """A robot class that names groups of its tasks (Meta-World's `tasks=[easy]`): `task_group(name)` is
     the group's task ids, or None for a plain task id."""
 
     def task_group(self, name: str) -> list[str] | None: ...
 
 
 def _expand_tasks(cfg: DictConfig) -> list[str]:
-    """`tasks=[...]`, with the env's named groups expanded; the env is named by its _target_, never
+    """`tasks=[...]`, with the robot's named groups expanded; the robot is named by its _target_, never
     imported here."""
     from hydra.utils import get_class
 
     names = [str(t) for t in cfg.tasks]
     try:
-        env_class = get_class(str(cfg.env.get("_target_")))
-    except Exception:  # a bad _target_ is reported when the env is built
-        env_class = None
-    grouping = env_class if isinstance(env_class, GroupsTasks) else None  # checked on the class
+        robot_class = get_class(str(cfg.robot.get("_target_")))
+    except Exception:  # a bad _target_ is reported when the robot is built
+        robot_class = None
+    grouping = robot_class if isinstance(robot_class, GroupsTasks) else None  # checked on the class
     out: list[str] = []
     for name in names:
         group = grouping.task_group(name) if grouping is not None else None
@@ -89,10 +89,10 @@ def _validate(cfg: DictConfig) -> tuple[list[str], list[str | None]]:
     check_common(cfg)
     if cfg.videos < 0:
         raise VLAError(f"videos={cfg.videos}: must be ≥ 0 (0 records no video)")
-    tasks = [str(cfg.env.get("task"))] if cfg.tasks is None else _expand_tasks(cfg)
+    tasks = [str(cfg.robot.get("task"))] if cfg.tasks is None else _expand_tasks(cfg)
     if not tasks or len(set(tasks)) != len(tasks):
         raise VLAError(
-            f"tasks={tasks}: give each task id once, e.g. tasks=[touch,pick] (or null for env.task)"
+            f"tasks={tasks}: give each task id once, e.g. tasks=[touch,pick] (or null for robot.task)"
         )
     if cfg.checkpoints is None:
         return tasks, [None]
@@ -149,7 +149,7 @@ def rollout(cfg: DictConfig, build_policy: PolicyBuilder) -> dict[str, Any]:
     robots: dict[str, Robot] = {}
     for task in tasks:  # built before anything runs, so an unknown task id fails first
         try:
-            robots[task] = instantiate(cfg.env, "env", task=task)
+            robots[task] = instantiate(cfg.robot, "robot", task=task)
         except VLAError as e:
             raise (VLAError(f"tasks=[{','.join(tasks)}]: {e}") if cfg.tasks is not None else e) from None
     groups = [(c, ckpt, task) for c, ckpt in enumerate(checkpoints) for task in tasks]
@@ -233,7 +233,7 @@ def _report(
         "per_task": per_task(per_episode, tasks),
         "per_episode": per_episode,
         "policy": OmegaConf.to_container(cfg.policy, resolve=True, throw_on_missing=False),
-        "env": OmegaConf.to_container(cfg.env, resolve=True, throw_on_missing=False),
+        "robot": OmegaConf.to_container(cfg.robot, resolve=True, throw_on_missing=False),
         "max_steps": cfg.max_steps,
         "output_dir": str(out),
         "videos": [e["video"] for e in per_episode if e["video"]],

@@ -70,7 +70,7 @@ def record(cfg: DictConfig, build_policy: PolicyBuilder) -> RecordReport:
 
     check_common(cfg)
     runner_cfg = RunnerConfig.from_any(cfg.runner)
-    robot = instantiate(cfg.env, "env")
+    robot = instantiate(cfg.robot, "robot")
     policy = build_policy(cfg.policy, cfg.runner, robot)
     rate = float(runner_cfg.rate_hz or robot.fps)
     try:
@@ -125,7 +125,7 @@ def record(cfg: DictConfig, build_policy: PolicyBuilder) -> RecordReport:
     return RecordReport(
         dataset_root=str(writer.root),
         repo_id=writer.repo_id,
-        task_suite=str(cfg.env.get("task", "")),
+        task_suite=str(cfg.robot.get("task", "")),
         episodes_run=stats["episodes"],
         successes=stats["successes"],
         success_rate=stats["success_rate"] or 0.0,
