@@ -35,9 +35,6 @@ VISION = {"hidden_size": 32, "num_hidden_layers": 1, "intermediate_size": 64, "p
 def write_vlm_dir(directory: Path, **sizes: Any) -> None:
     """SmolVLM config + tokenizer, as a hub repo would hold them (nothing downloaded). `sizes`: BackboneConfig
     fields that replace the tiny defaults."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors
-    from transformers import Idefics3ImageProcessor, Idefics3Processor, PreTrainedTokenizerFast
-
     from vla.model.backbone import hf_config_from_fields
     from vla.model.config import BackboneConfig
 
@@ -59,6 +56,15 @@ def write_vlm_dir(directory: Path, **sizes: Any) -> None:
     )
     backbone = dataclasses.replace(backbone, **sizes)
     hf_config_from_fields(backbone).save_pretrained(directory)
+    write_smolvlm_processor(directory)
+
+
+def write_smolvlm_processor(directory: Path) -> None:
+    """The SmolVLM tokenizer + processor stand-in (word level over WORDS, the special tokens SmolVLA reads,
+    an Idefics3Processor: SmolVLMProcessor would need num2words), beside a config in `directory`."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import Idefics3ImageProcessor, Idefics3Processor, PreTrainedTokenizerFast
+
     specials = ["<pad>", "<unk>", "<bos>", "<end_of_utterance>", "<image>", "<fake_token_around_image>"]
     vocab = {token: i for i, token in enumerate([*specials, "<global-img>", "\n", *WORDS])}
     words = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))

@@ -32,41 +32,14 @@ def theirs_view(batch: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_smolvlm_dir(cfg: Any, directory: Path) -> None:
-    """A local stand-in for a hub SmolVLM repo: our backbone's SmolVLM config, a word-level tokenizer with
-    the special tokens SmolVLA reads, and an Idefics3Processor (SmolVLMProcessor would need num2words)."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import Idefics3ImageProcessor, Idefics3Processor, PreTrainedTokenizerFast
-
+    """A local stand-in for a hub SmolVLM repo: our backbone's SmolVLM config beside the shared tokenizer and
+    processor stand-in (bench.lerobot_offline; TASK's words are among its WORDS)."""
+    from bench.lerobot_offline import WORDS, write_smolvlm_processor
     from vla.model.backbone import hf_config_from_fields
 
+    assert set(TASK.split()) <= set(WORDS), TASK
     hf_config_from_fields(cfg.backbone).save_pretrained(directory)
-    specials = [
-        "<pad>",
-        "<unk>",
-        "<end_of_utterance>",
-        "<image>",
-        "<fake_token_around_image>",
-        "<global-img>",
-    ]
-    vocab = {token: i for i, token in enumerate(specials)}
-    for word in TASK.split():
-        vocab.setdefault(word, len(vocab))
-    words = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    words.pre_tokenizer = pre_tokenizers.Whitespace()  # type: ignore[assignment]
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=words,
-        pad_token="<pad>",
-        unk_token="<unk>",
-        extra_special_tokens={
-            "fake_image_token": "<fake_token_around_image>",
-            "global_image_token": "<global-img>",
-            "image_token": "<image>",
-            "end_of_utterance_token": "<end_of_utterance>",
-        },
-    )
-    Idefics3Processor(image_processor=Idefics3ImageProcessor(), tokenizer=tokenizer).save_pretrained(
-        directory
-    )
+    write_smolvlm_processor(directory)
 
 
 def features(cfg: Any, frame: tuple[int, int]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -189,7 +189,7 @@ def test_the_real_sizes_translate_and_every_weight_fits(family: str) -> None:
 
     from vla.importer.convert import FAMILIES
     from vla.importer.keys import map_weights
-    from vla.importer.lerobot import LeRobotPolicy
+    from vla.importer.lerobot import LeRobotCheckpoint
 
     modeling = importlib.import_module(f"lerobot.policies.{family}.modeling_{family}")
     configuration = importlib.import_module(f"lerobot.policies.{family}.configuration_{family}")
@@ -217,7 +217,7 @@ def test_the_real_sizes_translate_and_every_weight_fits(family: str) -> None:
         for k in ("observation.state", "action")
     }
     mode = "QUANTILES" if family == "pi05" else "MEAN_STD"
-    policy = LeRobotPolicy(
+    policy = LeRobotCheckpoint(
         Path("real"), saved, weights, stats, {"VISUAL": "IDENTITY", "STATE": mode, "ACTION": mode}
     )
     module = FAMILIES[family]

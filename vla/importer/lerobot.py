@@ -36,8 +36,9 @@ ACTION = "action"
 
 
 @dataclass
-class LeRobotPolicy:
-    """What the importer needs from a LeRobot policy dir."""
+class LeRobotCheckpoint:
+    """A LeRobot policy directory as read by the importer (config, weights, stats; not a runnable policy:
+    that is `policies.lerobot.LeRobotPolicy`)."""
 
     path: Path
     config: dict[str, Any]
@@ -74,7 +75,7 @@ class LeRobotPolicy:
         return int(feature["shape"][-1])
 
 
-def read_policy(path: Path) -> LeRobotPolicy:
+def read_policy(path: Path) -> LeRobotCheckpoint:
     if not (path / CONFIG).is_file() or not (path / WEIGHTS).is_file():
         raise CheckpointImportError(f"source={path}: not a LeRobot policy dir (needs {CONFIG} and {WEIGHTS})")
     config = json.loads((path / CONFIG).read_text())
@@ -83,7 +84,7 @@ def read_policy(path: Path) -> LeRobotPolicy:
     weights = load_file(str(path / WEIGHTS))
     stats, norm_map, rename = read_processors(path)
     norm_map = norm_map or {str(k): str(v) for k, v in config.get("normalization_mapping", {}).items()}
-    return LeRobotPolicy(path, config, weights, stats, norm_map, rename, _tokenizer_name(path))
+    return LeRobotCheckpoint(path, config, weights, stats, norm_map, rename, _tokenizer_name(path))
 
 
 def _tokenizer_name(path: Path) -> str | None:
@@ -100,7 +101,7 @@ def _tokenizer_name(path: Path) -> str | None:
 NORMALISATIONS = {"MEAN_STD": "mean_std", "QUANTILES": "quantile"}
 
 
-def normalisation(policy: LeRobotPolicy) -> str:
+def normalisation(policy: LeRobotCheckpoint) -> str:
     """Our model.normalization for the policy's norm_map; an unsupported mapping is one clear error."""
     where = policy.path / CONFIG
     modes = {kind: policy.norm_map.get(kind, "IDENTITY") for kind in ("VISUAL", "STATE", "ACTION")}

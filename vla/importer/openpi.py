@@ -35,7 +35,7 @@ from safetensors.torch import load_file
 
 from vla.importer.errors import CheckpointImportError
 from vla.importer.keys import KeyRule, map_weights
-from vla.importer.lerobot import ACTION, CONFIG, IMAGE_PREFIX, STATE, WEIGHTS, LeRobotPolicy
+from vla.importer.lerobot import ACTION, CONFIG, IMAGE_PREFIX, STATE, WEIGHTS, LeRobotCheckpoint
 
 NORM_STATS = "norm_stats.json"
 IMAGE_KEYS = ("base_0_rgb", "left_wrist_0_rgb", "right_wrist_0_rgb")  # openpi's slots, in token order
@@ -144,7 +144,7 @@ def _untie(weights: dict[str, Any]) -> dict[str, Any]:
     return weights
 
 
-def read_checkpoint(path: Path, options: OpenpiOptions) -> LeRobotPolicy:
+def read_checkpoint(path: Path, options: OpenpiOptions) -> LeRobotCheckpoint:
     """An openpi PyTorch checkpoint dir -> the LeRobot policy it corresponds to (LeRobot's weight names and
     PI0Config / PI05Config fields), which the π0 / π0.5 translation then imports."""
     weights = _untie(load_file(str(path / WEIGHTS)))
@@ -214,7 +214,7 @@ def read_checkpoint(path: Path, options: OpenpiOptions) -> LeRobotPolicy:
     }
     lerobot_weights = map_weights(weights, KEY_TABLE, (), family="openpi")
     norm_map = {"VISUAL": "IDENTITY", "STATE": mode, "ACTION": mode}
-    return LeRobotPolicy(path, lerobot_config, lerobot_weights, stats, norm_map)
+    return LeRobotCheckpoint(path, lerobot_config, lerobot_weights, stats, norm_map)
 
 
 def _cameras(names: list[str]) -> list[str]:

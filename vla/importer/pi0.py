@@ -33,7 +33,7 @@ from vla.importer.lerobot import (
     ACTION_PROJECTION_RULES,
     STATE,
     STATE_PROJECTION_RULES,
-    LeRobotPolicy,
+    LeRobotCheckpoint,
     normalisation,
 )
 from vla.importer.smolvla import EMPTY_CAMERA, _backbone_sizes
@@ -75,20 +75,20 @@ EPS = 1e-6  # Gemma's RMSNorm and SigLIP's LayerNorm defaults
 ROPE_THETA = 10_000.0
 
 
-def _weight(policy: LeRobotPolicy, key: str) -> torch.Tensor:
+def _weight(policy: LeRobotCheckpoint, key: str) -> torch.Tensor:
     tensor = policy.weights.get(key)
     if tensor is None:
         raise CheckpointImportError(f"{policy.path / 'model.safetensors'}: no {key}")
     return tensor
 
 
-def _count_layers(policy: LeRobotPolicy, prefix: str) -> int:
+def _count_layers(policy: LeRobotCheckpoint, prefix: str) -> int:
     pattern = re.compile(re.escape(prefix) + r"\.(\d+)\.")
     found = {int(m.group(1)) for k in policy.weights if (m := pattern.match(k))}
     return max(found) + 1 if found else 0
 
 
-def vlm_config(policy: LeRobotPolicy) -> dict[str, Any]:
+def vlm_config(policy: LeRobotCheckpoint) -> dict[str, Any]:
     """PaliGemma's transformers config as LeRobot builds it (its defaults, its hard-coded sizes), with the
     sizes read from the weights' shapes."""
     import transformers
@@ -143,7 +143,7 @@ def vlm_config(policy: LeRobotPolicy) -> dict[str, Any]:
     return dict(config.to_dict())
 
 
-def refuse_unsupported(policy: LeRobotPolicy) -> None:
+def refuse_unsupported(policy: LeRobotCheckpoint) -> None:
     """One clear line for each option our model does not have (the first one found)."""
     c = policy.config
     where = policy.path / "config.json"
@@ -164,7 +164,7 @@ def refuse_unsupported(policy: LeRobotPolicy) -> None:
     normalisation(policy)
 
 
-def translate_config(policy: LeRobotPolicy, vlm: dict[str, Any]) -> VLAConfig:
+def translate_config(policy: LeRobotCheckpoint, vlm: dict[str, Any]) -> VLAConfig:
     """PI0Config (as saved) + PaliGemma's transformers config (vlm_config) -> our VLAConfig."""
     return translate_paligemma_family(
         policy, vlm, adarms=False, state_token="expert", prompt_format="task_newline"
@@ -172,7 +172,7 @@ def translate_config(policy: LeRobotPolicy, vlm: dict[str, Any]) -> VLAConfig:
 
 
 def translate_paligemma_family(
-    policy: LeRobotPolicy, vlm: dict[str, Any], *, adarms: bool, **fields: Any
+    policy: LeRobotCheckpoint, vlm: dict[str, Any], *, adarms: bool, **fields: Any
 ) -> VLAConfig:
     """What π0 and π0.5 share; `fields`: the VLAConfig fields where they differ."""
     refuse_unsupported(policy)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from vla.importer.keys import KeyRule
-from vla.importer.lerobot import ACTION_PROJECTION_RULES, LeRobotPolicy
+from vla.importer.lerobot import ACTION_PROJECTION_RULES, LeRobotCheckpoint
 from vla.importer.pi0 import (
     IGNORED,
     NOTES,
@@ -60,7 +60,7 @@ NOT_IN_SOURCE: tuple[str, ...] = (
 STATE_BINS = 256  # LeRobot's Pi05PrepareStateTokenizerProcessorStep
 
 
-def translate_config(policy: LeRobotPolicy, vlm: dict[str, Any]) -> VLAConfig:
+def translate_config(policy: LeRobotCheckpoint, vlm: dict[str, Any]) -> VLAConfig:
     """PI05Config (as saved) + PaliGemma's transformers config (vlm_config) -> our VLAConfig."""
     return translate_paligemma_family(
         policy, vlm, adarms=True, state_mode="discrete", state_bins=STATE_BINS, prompt_format="pi05"

@@ -27,7 +27,7 @@ from vla.importer.lerobot import (
     ACTION_PROJECTION_RULES,
     STATE,
     STATE_PROJECTION_RULES,
-    LeRobotPolicy,
+    LeRobotCheckpoint,
     normalisation,
 )
 from vla.model.config import BackboneConfig, ExpertConfig, VLAConfig
@@ -55,7 +55,7 @@ ROPE_THETA = 10_000.0  # LeRobot's apply_rope default, used whatever the VLM's c
 EMPTY_CAMERA = "empty_camera_"  # LeRobot's placeholders for `empty_cameras`: always fed as masked -1 images
 
 
-def refuse_unsupported(policy: LeRobotPolicy) -> None:
+def refuse_unsupported(policy: LeRobotCheckpoint) -> None:
     """One clear line for each option our model does not have (the first one found)."""
     c = policy.config
     where = policy.path / "config.json"
@@ -80,7 +80,7 @@ def refuse_unsupported(policy: LeRobotPolicy) -> None:
     normalisation(policy)
 
 
-def translate_config(policy: LeRobotPolicy, vlm_config: dict[str, Any]) -> VLAConfig:
+def translate_config(policy: LeRobotCheckpoint, vlm_config: dict[str, Any]) -> VLAConfig:
     """SmolVLAConfig (as saved) + the VLM's transformers config -> our VLAConfig."""
     refuse_unsupported(policy)
     c = policy.config
