@@ -274,6 +274,10 @@ def test_sigkill_then_resume_continues_the_schedule(sim_dataset: Path, tmp_path:
         expect = 3e-4 * lr_factor(r["step"], 10, resumed_from + 3, 0.1)
         assert r["lr"] == pytest.approx(expect, rel=1e-6)
     assert not (out / "checkpoints" / ".tmp-001000-1").exists()  # cleaned on resume
+    # Resuming a finished run trains nothing and says so (no "loss nan, 0.0 samples/s").
+    again = _cli(tmp_path, "vla-train", *args[1:], "resume=true", f"trainer.steps={resumed_from + 3}")
+    assert again.returncode == 0, again.stderr
+    assert f"already finished: step {resumed_from + 3}" in again.stdout and "nan" not in again.stdout
 
 
 def test_cli_bad_input_one_line(tmp_path: Path) -> None:

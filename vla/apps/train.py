@@ -23,6 +23,14 @@ def main(cfg: DictConfig) -> None:
     if result.last_checkpoint is None:
         print("no checkpoint was written", flush=True)
         return
+    if result.steps_run == 0 and not result.interrupted:
+        print(
+            f"already finished: step {result.steps} of trainer.steps={result.steps}; nothing to train "
+            "(raise trainer.steps to continue)",
+            flush=True,
+        )
+        print(f"checkpoint: {result.last_checkpoint}", flush=True)
+        return
     status = "interrupted at" if result.interrupted else "finished"
     print(
         f"{status} step {result.steps}: loss {result.final_loss:.4f}, {result.samples_per_s:.1f} samples/s",

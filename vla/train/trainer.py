@@ -50,9 +50,10 @@ class TrainResult:
     output_dir: Path
     last_checkpoint: Path | None
     steps: int
-    final_loss: float
+    final_loss: float  # nan when this call ran no step (resumed at trainer.steps)
     samples_per_s: float
     interrupted: bool
+    steps_run: int = 0  # steps this call ran (0: the run was already at trainer.steps)
 
 
 def _model_config(cfg: DictConfig, spec: DatasetSpec) -> Any:
@@ -217,7 +218,7 @@ def train(cfg: DictConfig) -> TrainResult:
     train_config: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     last_ckpt = resume_from
     loss_value, rate, interrupted = float("nan"), 0.0, False
-    step = progress["step"]
+    step = start_step = progress["step"]
     bar = tqdm(
         total=t.steps,
         initial=step,
@@ -310,4 +311,4 @@ def train(cfg: DictConfig) -> TrainResult:
             indent=None,
         )
     distributed.teardown(info)
-    return TrainResult(out, last_ckpt, step, loss_value, rate, interrupted)
+    return TrainResult(out, last_ckpt, step, loss_value, rate, interrupted, step - start_step)
